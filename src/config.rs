@@ -1,0 +1,143 @@
+//! Command-line and environment configuration.
+//!
+//! Every flag can also be set through an environment variable `CHAT_<FLAG>` (for example
+//! `CHAT_LISTEN=127.0.0.1:6000`); a flag given on the command line wins.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use log::LevelFilter;
+
+use crate::chat::ChatConfig;
+
+/// File descriptors kept back from `--max-connections` for the listener, the poll instance,
+/// signals, logging and the spare descriptor used to turn clients away when the process is out
+/// of descriptors.
+pub const FD_RESERVE: usize = 64;
+
+/// chat-server: a TCP chat server with rooms, usable with plain telnet.
+///
+/// Connect with `telnet localhost 5555`, set a nick with `/nick NAME`, type `/help` for the
+/// commands. Every flag can also be set with an environment variable CHAT_<FLAG>, e.g.
+/// CHAT_LISTEN=127.0.0.1:6000.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "chat-server", version, about, long_about)]
+pub struct Config {
+    /// Address and port to listen on.
+    #[arg(
+        long,
+        env = "CHAT_LISTEN",
+        default_value = "0.0.0.0:5555",
+        value_name = "ADDR:PORT"
+    )]
+    pub listen: SocketAddr,
+
+    /// Log level: error, warn, info, debug or trace.
+    #[arg(
+        long,
+        env = "CHAT_LOG_LEVEL",
+        default_value = "info",
+        value_name = "LEVEL"
+    )]
+    pub log_level: LevelFilter,
+
+    /// Longest accepted input line in bytes; longer lines get an error and are discarded.
+    #[arg(long, env = "CHAT_MAX_LINE", default_value_t = 4096, value_name = "BYTES",
+          value_parser = clap::value_parser!(u32).range(64..=1_048_576))]
+    pub max_line: u32,
+
+    /// Most simultaneous connections; further clients get "! server full".
+    /// [default: the open-file limit minus 64]
+    #[arg(long, env = "CHAT_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Per-connection output buffer limit in bytes; a client that stops reading and passes it is
+    /// disconnected.
+    #[arg(long, env = "CHAT_SENDQ", default_value_t = 1 << 20, value_name = "BYTES",
+          value_parser = clap::value_parser!(u32).range(4096..))]
+    pub sendq: u32,
+
+    /// Seconds a disconnected user's session (rooms, active room) is kept for restoration.
+    #[arg(
+        long,
+        env = "CHAT_SESSION_TTL",
+        default_value_t = 86_400,
+        value_name = "SECONDS"
+    )]
+    pub session_ttl: u64,
+
+    /// Most saved sessions kept; past it the oldest are forgotten first.
+    #[arg(
+        long,
+        env = "CHAT_MAX_SAVED_SESSIONS",
+        default_value_t = 100_000,
+        value_name = "N"
+    )]
+    pub max_saved_sessions: usize,
+}
+
+impl Config {
+    /// The defaults with a different listen address; handy for tests (`127.0.0.1:0`).
+    pub fn with_listen(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            log_level: LevelFilter::Info,
+            max_line: 4096,
+            max_connections: None,
+            sendq: 1 << 20,
+            session_ttl: 86_400,
+            max_saved_sessions: 100_000,
+        }
+    }
+
+    /// The limits the chat logic needs.
+    pub fn chat(&self) -> ChatConfig {
+        ChatConfig {
+            session_ttl: Duration::from_secs(self.session_ttl),
+            max_saved_sessions: self.max_saved_sessions,
+            max_line: self.max_line as usize,
+        }
+    }
+
+    /// The connection limit: the flag, or what the open-file limit allows.
+    pub fn connection_limit(&self) -> usize {
+        self.max_connections
+            .unwrap_or_else(|| open_file_limit().saturating_sub(FD_RESERVE).max(1))
+    }
+}
+
+/// Raises the soft open-file limit to the hard limit, returning the limit now in force.
+pub fn raise_open_file_limit() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+}
+
+/// The soft open-file limit of this process (1024 if it cannot be read).
+pub fn open_file_limit() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct passed to it.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return 1024;
+    }
+    usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+}

@@ -1,0 +1,579 @@
+//! The poll loop: one thread, one `mio::Poll`, every connection in a slab.
+//!
+//! The loop only moves bytes and events: it accepts sockets, reads until `WouldBlock`, feeds
+//! decoded lines to [`Chat`], and writes each connection's queued output once per turn. All chat
+//! decisions live in [`crate::chat`]. A turn is:
+//!
+//! 1. wait for readiness (or the next timer);
+//! 2. accept new clients, read ready clients (at most [`READ_BUDGET`] bytes each, so one flooder
+//!    cannot starve the rest; the remainder is read next turn);
+//! 3. reap connections that died during the turn, telling the chat so it saves their sessions;
+//! 4. write every connection that got output, one `write()` each.
+//!
+//! Idle connections cost nothing per turn: only connections with events or output are touched.
+
+use std::fs::File;
+use std::io::{self, ErrorKind, Read};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use log::{debug, info, warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
+
+use crate::chat::{Chat, ClientId, Outbox, SERVER_FULL};
+use crate::config::Config;
+use crate::connection::{is_transient, Connection, Flushed, State};
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX - 2);
+const SIGNALS: Token = Token(usize::MAX - 3);
+
+/// The most bytes read from one connection in one turn before others get their turn.
+pub const READ_BUDGET: usize = 256 * 1024;
+/// Size of the one read buffer shared by all connections.
+const READ_BUFFER: usize = 64 * 1024;
+/// Listen backlog; the kernel caps it at `net.core.somaxconn`.
+const BACKLOG: i32 = 4096;
+/// How often saved sessions are checked for expiry.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+/// How long accepting pauses when the process is out of file descriptors.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// How long a graceful shutdown waits for clients to take their last lines.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Asks a running [`Server`] to shut down gracefully, from any thread.
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle {
+    waker: Arc<Waker>,
+    stop: Arc<AtomicBool>,
+}
+
+impl ShutdownHandle {
+    /// Starts the graceful shutdown: clients get a notice, output is flushed, `run` returns.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Err(e) = self.waker.wake() {
+            warn!("could not wake the poll loop for shutdown: {e}");
+        }
+    }
+}
+
+/// Why a connection is being dropped; only used for logging.
+#[derive(Debug, Clone, Copy)]
+enum DropReason {
+    Eof,
+    Error(ErrorKind),
+    SlowConsumer,
+}
+
+/// The chat server: a listener, its connections and the chat state, driven by one poll loop.
+pub struct Server {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    local_addr: SocketAddr,
+    waker: Arc<Waker>,
+    stop: Arc<AtomicBool>,
+    signals: Option<signal_hook_mio::v1_0::Signals>,
+    core: Core,
+    read_buf: Vec<u8>,
+    /// Connections that hit [`READ_BUDGET`] and still have input waiting.
+    unfinished_reads: Vec<ClientId>,
+    /// Closed while the process was out of descriptors, to accept and turn one client away.
+    spare_fd: Option<File>,
+    accept_paused_until: Option<Instant>,
+    next_housekeeping: Instant,
+    max_connections: usize,
+    max_line: usize,
+}
+
+/// The part of the server the outbox needs: connections, chat, and the lists built in a turn.
+struct Core {
+    connections: Slab<Connection>,
+    chat: Chat,
+    /// Connections with output queued this turn.
+    dirty: Vec<ClientId>,
+    /// Connections to drop at the end of this turn.
+    doomed: Vec<(ClientId, DropReason)>,
+    sendq: usize,
+}
+
+/// The chat's [`Outbox`] on top of the connections.
+struct LoopOutbox<'a> {
+    connections: &'a mut Slab<Connection>,
+    dirty: &'a mut Vec<ClientId>,
+    doomed: &'a mut Vec<(ClientId, DropReason)>,
+    sendq: usize,
+}
+
+impl Outbox for LoopOutbox<'_> {
+    fn send(&mut self, to: ClientId, line: &[u8]) {
+        let Some(conn) = self.connections.get_mut(to) else {
+            return;
+        };
+        if conn.state != State::Open {
+            return;
+        }
+        if !conn.queue(line, self.sendq) {
+            conn.state = State::Doomed;
+            conn.discard_output();
+            self.doomed.push((to, DropReason::SlowConsumer));
+            return;
+        }
+        mark_dirty(conn, to, self.dirty);
+    }
+
+    fn close(&mut self, to: ClientId) {
+        if let Some(conn) = self.connections.get_mut(to) {
+            if conn.state == State::Open {
+                conn.state = State::Closing;
+                mark_dirty(conn, to, self.dirty);
+            }
+        }
+    }
+}
+
+fn mark_dirty(conn: &mut Connection, id: ClientId, dirty: &mut Vec<ClientId>) {
+    if !conn.dirty {
+        conn.dirty = true;
+        dirty.push(id);
+    }
+}
+
+impl Core {
+    fn outbox(&mut self) -> (&mut Chat, LoopOutbox<'_>) {
+        (
+            &mut self.chat,
+            LoopOutbox {
+                connections: &mut self.connections,
+                dirty: &mut self.dirty,
+                doomed: &mut self.doomed,
+                sendq: self.sendq,
+            },
+        )
+    }
+
+    fn doom(&mut self, id: ClientId, reason: DropReason) {
+        if let Some(conn) = self.connections.get_mut(id) {
+            if conn.state != State::Doomed {
+                conn.state = State::Doomed;
+                self.doomed.push((id, reason));
+            }
+        }
+    }
+}
+
+impl Server {
+    /// Binds the listener (SO_REUSEADDR, large backlog) and prepares the loop.
+    pub fn bind(config: &Config) -> io::Result<Server> {
+        let poll = Poll::new()?;
+        let mut listener = bind_listener(config.listen)?;
+        let local_addr = listener.local_addr()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        Ok(Server {
+            poll,
+            listener: Some(listener),
+            local_addr,
+            waker,
+            stop: Arc::new(AtomicBool::new(false)),
+            signals: None,
+            core: Core {
+                connections: Slab::new(),
+                chat: Chat::new(config.chat()),
+                dirty: Vec::new(),
+                doomed: Vec::new(),
+                sendq: config.sendq as usize,
+            },
+            read_buf: vec![0; READ_BUFFER],
+            unfinished_reads: Vec::new(),
+            spare_fd: File::open("/dev/null").ok(),
+            accept_paused_until: None,
+            next_housekeeping: Instant::now() + HOUSEKEEPING,
+            max_connections: config.connection_limit(),
+            max_line: config.max_line as usize,
+        })
+    }
+
+    /// The address the listener is bound to (useful after binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle that stops this server from another thread.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            waker: Arc::clone(&self.waker),
+            stop: Arc::clone(&self.stop),
+        }
+    }
+
+    /// Makes SIGINT and SIGTERM start a graceful shutdown.
+    pub fn handle_signals(&mut self) -> io::Result<()> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let mut signals = signal_hook_mio::v1_0::Signals::new([SIGINT, SIGTERM])?;
+        self.poll
+            .registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        self.signals = Some(signals);
+        Ok(())
+    }
+
+    /// Runs the loop until a shutdown is requested, then says goodbye to every client.
+    pub fn run(mut self) -> io::Result<()> {
+        info!(
+            "listening on {} (max {} connections)",
+            self.local_addr, self.max_connections
+        );
+        let mut events = Events::with_capacity(1024);
+        while !self.stop.load(Ordering::SeqCst) {
+            if let Err(e) = self.poll.poll(&mut events, self.poll_timeout()) {
+                if e.kind() == ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            let now = Instant::now();
+            for id in std::mem::take(&mut self.unfinished_reads) {
+                self.read_from(id, now);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept_clients(now),
+                    WAKER => {}
+                    SIGNALS => self.take_signals(),
+                    Token(id) => {
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.read_from(id, now);
+                        }
+                        if event.is_writable() {
+                            if let Some(conn) = self.core.connections.get_mut(id) {
+                                if conn.pending() > 0 {
+                                    mark_dirty(conn, id, &mut self.core.dirty);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            self.housekeeping(now);
+            self.settle(now);
+        }
+        self.shut_down();
+        Ok(())
+    }
+
+    /// Sleeps until the next timer; not at all while input is left over from the last turn.
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.unfinished_reads.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let now = Instant::now();
+        let mut deadline = None;
+        if self.core.chat.saved_count() > 0 {
+            deadline = Some(self.next_housekeeping);
+        }
+        if let Some(until) = self.accept_paused_until {
+            deadline = Some(deadline.map_or(until, |d: Instant| d.min(until)));
+        }
+        deadline.map(|d| d.saturating_duration_since(now))
+    }
+
+    fn take_signals(&mut self) {
+        if let Some(signals) = self.signals.as_mut() {
+            for signal in signals.pending() {
+                info!("received signal {signal}, shutting down");
+                self.stop.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
+    fn housekeeping(&mut self, now: Instant) {
+        if self.accept_paused_until.is_some_and(|until| now >= until) {
+            self.accept_paused_until = None;
+            self.accept_clients(now);
+        }
+        if now >= self.next_housekeeping {
+            self.next_housekeeping = now + HOUSEKEEPING;
+            self.core.chat.expire_sessions(now);
+        }
+    }
+
+    /// Reaps dead connections and flushes output until nothing is left to do this turn.
+    fn settle(&mut self, now: Instant) {
+        loop {
+            self.reap(now);
+            self.flush_dirty();
+            if self.core.doomed.is_empty() {
+                return;
+            }
+        }
+    }
+
+    fn accept_clients(&mut self, now: Instant) {
+        if self.accept_paused_until.is_some() {
+            return;
+        }
+        loop {
+            let Some(listener) = self.listener.as_ref() else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, addr)) => self.admit(stream, addr),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if is_transient(&e) || e.kind() == ErrorKind::ConnectionAborted => {}
+                Err(e) if is_out_of_descriptors(&e) => {
+                    if !self.turn_one_away() {
+                        warn!("out of file descriptors ({e}); pausing accepts briefly");
+                        self.accept_paused_until = Some(now + ACCEPT_PAUSE);
+                        return;
+                    }
+                }
+                Err(e) => {
+                    warn!("accept failed: {e}");
+                    self.accept_paused_until = Some(now + ACCEPT_PAUSE);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Out of descriptors: frees the spare one to accept a client and tell it the server is full.
+    ///
+    /// Without this the client would sit in the backlog and the listener would keep reporting
+    /// readiness that cannot be served.
+    fn turn_one_away(&mut self) -> bool {
+        if self.spare_fd.take().is_none() {
+            return false;
+        }
+        let turned_away = match self.listener.as_ref().map(TcpListener::accept) {
+            Some(Ok((stream, addr))) => {
+                refuse(stream, addr);
+                true
+            }
+            _ => false,
+        };
+        self.spare_fd = File::open("/dev/null").ok();
+        turned_away && self.spare_fd.is_some()
+    }
+
+    fn admit(&mut self, mut stream: TcpStream, addr: SocketAddr) {
+        if self.core.connections.len() >= self.max_connections {
+            refuse(stream, addr);
+            return;
+        }
+        if let Err(e) = tune_socket(&stream) {
+            debug!("{addr}: could not set socket options: {e}");
+        }
+        let entry = self.core.connections.vacant_entry();
+        let id = entry.key();
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, Token(id), interest)
+        {
+            warn!("{addr}: could not register connection: {e}");
+            return;
+        }
+        entry.insert(Connection::new(stream));
+        debug!("client {id} connected from {addr}");
+        let (chat, mut outbox) = self.core.outbox();
+        chat.connect(id, &mut outbox);
+    }
+
+    /// Reads from `id` until `WouldBlock`, EOF, an error, or the per-turn budget.
+    fn read_from(&mut self, id: ClientId, now: Instant) {
+        let mut budget = READ_BUDGET;
+        loop {
+            let Some(conn) = self.core.connections.get_mut(id) else {
+                return;
+            };
+            if conn.state != State::Open {
+                return;
+            }
+            match conn.stream.read(&mut self.read_buf) {
+                Ok(0) => {
+                    self.core.doom(id, DropReason::Eof);
+                    return;
+                }
+                Ok(n) => {
+                    self.handle_input(id, n, now);
+                    budget = budget.saturating_sub(n);
+                    if budget == 0 {
+                        self.unfinished_reads.push(id);
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.core.doom(id, DropReason::Error(e.kind()));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Decodes `n` freshly read bytes of `id` and hands each line to the chat.
+    fn handle_input(&mut self, id: ClientId, n: usize, now: Instant) {
+        let Some(conn) = self.core.connections.get_mut(id) else {
+            return;
+        };
+        // The decoder is taken out so the chat can queue output to this same connection.
+        let mut decoder = std::mem::take(&mut conn.decoder);
+        let (chat, mut outbox) = self.core.outbox();
+        decoder.feed(&self.read_buf[..n], self.max_line, |line| match line {
+            Ok(text) => chat.handle_line(id, text, now, &mut outbox),
+            Err(error) => chat.reject_line(id, error, &mut outbox),
+        });
+        if let Some(conn) = self.core.connections.get_mut(id) {
+            conn.decoder = decoder;
+        }
+    }
+
+    /// Drops the connections doomed this turn and lets the chat save their sessions.
+    fn reap(&mut self, now: Instant) {
+        while let Some((id, reason)) = self.core.doomed.pop() {
+            if let Some(conn) = self.core.connections.try_remove(id) {
+                self.forget(conn);
+                match reason {
+                    DropReason::SlowConsumer => info!(
+                        "client {id} dropped: output buffer passed {} bytes (not reading)",
+                        self.core.sendq
+                    ),
+                    DropReason::Eof => debug!("client {id} disconnected"),
+                    DropReason::Error(kind) => debug!("client {id} disconnected: {kind}"),
+                }
+            }
+            let (chat, mut outbox) = self.core.outbox();
+            chat.disconnect(id, now, &mut outbox);
+        }
+    }
+
+    fn forget(&mut self, mut conn: Connection) {
+        if let Err(e) = self.poll.registry().deregister(&mut conn.stream) {
+            debug!("deregister failed: {e}");
+        }
+    }
+
+    /// One write per connection that has output; closes those that finished saying goodbye.
+    fn flush_dirty(&mut self) {
+        let dirty = std::mem::take(&mut self.core.dirty);
+        for &id in &dirty {
+            let Some(conn) = self.core.connections.get_mut(id) else {
+                continue;
+            };
+            conn.dirty = false;
+            if conn.state == State::Doomed {
+                continue;
+            }
+            match conn.flush() {
+                Ok(Flushed::All) if conn.state == State::Closing => self.close(id),
+                Ok(_) => {}
+                Err(e) => self.core.doom(id, DropReason::Error(e.kind())),
+            }
+        }
+        // Keep the list's allocation for the next turn.
+        let mut dirty = dirty;
+        dirty.clear();
+        if self.core.dirty.is_empty() {
+            self.core.dirty = dirty;
+        }
+    }
+
+    /// Closes a connection whose goodbye has been written; the chat already forgot it.
+    fn close(&mut self, id: ClientId) {
+        if let Some(mut conn) = self.core.connections.try_remove(id) {
+            conn.close_gracefully(&mut self.read_buf);
+            self.forget(conn);
+            debug!("client {id} closed");
+        }
+    }
+
+    /// Tells every client goodbye and gives them a moment to read it.
+    fn shut_down(&mut self) {
+        info!(
+            "shutting down: saying goodbye to {} clients",
+            self.core.connections.len()
+        );
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        let (chat, mut outbox) = self.core.outbox();
+        chat.shutdown(&mut outbox);
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let now = Instant::now();
+            self.settle(now);
+            if self.core.connections.is_empty() || now >= deadline {
+                break;
+            }
+            if let Err(e) = self.poll.poll(&mut events, Some(deadline - now)) {
+                if e.kind() != ErrorKind::Interrupted {
+                    warn!("poll failed during shutdown: {e}");
+                    break;
+                }
+            }
+            for event in events.iter() {
+                let Token(id) = event.token();
+                if event.is_writable() {
+                    if let Some(conn) = self.core.connections.get_mut(id) {
+                        mark_dirty(conn, id, &mut self.core.dirty);
+                    }
+                }
+                if event.is_read_closed() || event.is_error() {
+                    self.core.doom(id, DropReason::Eof);
+                }
+            }
+        }
+        info!(
+            "stopped ({} clients had not taken their last lines)",
+            self.core.connections.len()
+        );
+    }
+}
+
+/// Creates the listening socket: SO_REUSEADDR so a restart can bind at once, a large backlog.
+fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+/// TCP_NODELAY for prompt small lines, keepalive so vanished peers are noticed without traffic.
+fn tune_socket(stream: &TcpStream) -> io::Result<()> {
+    let socket = SockRef::from(stream);
+    socket.set_nodelay(true)?;
+    let keepalive = TcpKeepalive::new()
+        .with_time(Duration::from_secs(30))
+        .with_interval(Duration::from_secs(10))
+        .with_retries(3);
+    socket.set_tcp_keepalive(&keepalive)
+}
+
+/// Tells a client the server is full and closes it.
+fn refuse(stream: TcpStream, addr: SocketAddr) {
+    use std::io::Write;
+    let mut stream = stream;
+    // Best effort: a fresh socket's send buffer takes one short line.
+    let _ = stream.write(SERVER_FULL);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    debug!("{addr}: refused, server full");
+}
+
+fn is_out_of_descriptors(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
