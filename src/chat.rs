@@ -893,3 +893,7 @@ fn fill_line(line: &mut Vec<u8>, parts: &[&str]) {
     }
     line.extend_from_slice(b"\r\n");
 }
+
+#[cfg(test)]
+#[path = "chat_tests.rs"]
+mod tests;

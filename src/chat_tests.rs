@@ -1,0 +1,538 @@
+//! Unit tests of the chat logic through a recording outbox.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::*;
+
+/// Records every line per client, closes and published events.
+#[derive(Default)]
+struct Recorder {
+    lines: HashMap<ClientId, Vec<String>>,
+    closed: Vec<ClientId>,
+    events: Vec<String>,
+}
+
+impl Outbox for Recorder {
+    fn send(&mut self, to: ClientId, line: &[u8]) {
+        let text = std::str::from_utf8(line).expect("server lines are UTF-8");
+        let text = text
+            .strip_suffix("\r\n")
+            .expect("server lines end with CRLF");
+        self.lines.entry(to).or_default().push(text.to_string());
+    }
+    fn close(&mut self, to: ClientId) {
+        self.closed.push(to);
+    }
+    fn publish(&mut self, event: &Event<'_>) {
+        self.events.push(format!("{event:?}"));
+    }
+}
+
+impl Recorder {
+    /// Takes the lines client `id` received so far.
+    fn take(&mut self, id: ClientId) -> Vec<String> {
+        self.lines.remove(&id).unwrap_or_default()
+    }
+}
+
+struct Harness {
+    chat: Chat,
+    out: Recorder,
+    now: Instant,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self::with(ChatConfig::default())
+    }
+
+    fn with(config: ChatConfig) -> Self {
+        Self {
+            chat: Chat::new(config),
+            out: Recorder::default(),
+            now: Instant::now(),
+        }
+    }
+
+    /// Connects `id` and discards the greeting.
+    fn connect(&mut self, id: ClientId) {
+        self.chat.connect(id, &mut self.out);
+        self.out.take(id);
+    }
+
+    /// Connects `id` as `nick` and discards what it received.
+    fn login(&mut self, id: ClientId, nick: &str) {
+        self.connect(id);
+        self.line(id, &format!("/nick {nick}"));
+        self.out.take(id);
+    }
+
+    fn line(&mut self, id: ClientId, line: &str) {
+        self.chat.handle_line(id, line, self.now, &mut self.out);
+    }
+
+    /// Sends `line` as `id` and returns what `id` got back.
+    fn ask(&mut self, id: ClientId, line: &str) -> Vec<String> {
+        self.line(id, line);
+        self.out.take(id)
+    }
+
+    fn drop_client(&mut self, id: ClientId) {
+        self.chat.disconnect(id, self.now, &mut self.out);
+    }
+}
+
+#[test]
+fn greets_on_connect() {
+    let mut h = Harness::new();
+    h.chat.connect(0, &mut h.out);
+    let lines = h.out.take(0);
+    assert_eq!(lines.len(), 1);
+    assert!(
+        lines[0].starts_with("* Welcome to chat-server."),
+        "{lines:?}"
+    );
+    assert!(lines[0].contains("/nick NAME") && lines[0].contains("/help"));
+}
+
+#[test]
+fn requires_a_nick_first() {
+    let mut h = Harness::new();
+    h.connect(0);
+    for line in [
+        "hello",
+        "/join dev",
+        "/who",
+        "/rooms",
+        "/msg a b",
+        "/me x",
+        "/leave dev",
+    ] {
+        assert_eq!(h.ask(0, line), ["! set a nick first: /nick NAME"], "{line}");
+    }
+    assert!(h.ask(0, "/help")[0].starts_with("* Commands"));
+}
+
+#[test]
+fn fresh_nick_starts_in_main() {
+    let mut h = Harness::new();
+    h.connect(0);
+    assert_eq!(
+        h.ask(0, "/nick Вася"),
+        ["* Welcome, Вася. Rooms: main. Active room: main."]
+    );
+    assert!(h
+        .out
+        .events
+        .contains(&"NickClaimed { nick: \"Вася\" }".to_string()));
+}
+
+#[test]
+fn room_messages_reach_other_members_and_echo_to_sender() {
+    let mut h = Harness::new();
+    h.login(0, "alice");
+    h.login(1, "bob");
+    h.out.take(0); // bob joined
+    assert_eq!(h.ask(0, "Привет, мир"), ["You: Привет, мир"]);
+    assert_eq!(h.out.take(1), ["[main] alice: Привет, мир"]);
+}
+
+#[test]
+fn messages_go_to_the_active_room_only() {
+    let mut h = Harness::new();
+    h.login(0, "alice");
+    h.login(1, "bob");
+    h.login(2, "carol");
+    h.ask(0, "/join dev");
+    h.ask(1, "/join dev");
+    h.out.take(0);
+    h.out.take(2);
+    assert_eq!(h.ask(0, "deploy?"), ["You: deploy?"]);
+    assert_eq!(h.out.take(1), ["[dev] alice: deploy?"]);
+    assert!(h.out.take(2).is_empty(), "carol is not in dev");
+}
+
+#[test]
+fn join_announces_and_rejoin_only_activates() {
+    let mut h = Harness::new();
+    h.login(0, "alice");
+    h.login(1, "bob");
+    h.ask(1, "/join Dev");
+    h.out.take(0);
+    assert_eq!(h.ask(0, "/join dev"), ["* Joined Dev. Active room: Dev."]);
+    assert_eq!(h.out.take(1), ["* [Dev] alice joined"]);
+    assert_eq!(h.ask(0, "/join main"), ["* Active room: main."]);
+    assert!(h.out.take(1).is_empty());
+}
+
+#[test]
+fn leave_falls_back_to_main() {
+    let mut h = Harness::new();
+    h.login(0, "alice");
+    h.login(1, "bob");
+    h.ask(0, "/join dev");
+    h.ask(1, "/join dev");
+    h.out.take(0);
+    assert_eq!(h.ask(1, "/leave DEV"), ["* Left dev. Active room: main."]);
+    assert_eq!(h.out.take(0), ["* [dev] bob left"]);
+    assert_eq!(h.ask(1, "back in main"), ["You: back in main"]);
+    assert_eq!(h.out.take(0), ["[main] bob: back in main"]);
+}
+
+#[test]
+fn leave_of_an_inactive_room_keeps_the_active_one() {
+    let mut h = Harness::new();
+    h.login(0, "alice");
+    h.ask(0, "/join a");
+    h.ask(0, "/join b");
+    assert_eq!(h.ask(0, "/leave a"), ["* Left a. Active room: b."]);
+}
+
+#[test]
+fn leave_errors() {
+    let mut h = Harness::new();
+    h.login(0, "alice");
+    assert_eq!(h.ask(0, "/leave main"), ["! you cannot leave main"]);
+    assert_eq!(h.ask(0, "/leave MAIN"), ["! you cannot leave main"]);
+    assert_eq!(h.ask(0, "/leave nowhere"), ["! you are not in nowhere"]);
+    assert_eq!(
+        h.ask(0, "/leave a:b"),
+        ["! invalid room name \"a:b\": use 1-32 letters, digits, _ or -"]
+    );
+}
+
+#[test]
+fn empty_rooms_disappear() {
+    let mut h = Harness::new();
+    h.login(0, "alice");
+    h.ask(0, "/join tmp");
+    assert_eq!(h.chat.room_count(), 2);
+    h.ask(0, "/leave tmp");
+    assert_eq!(h.chat.room_count(), 1);
+    assert_eq!(h.ask(0, "/who tmp"), ["! no such room: tmp"]);
+}
+
+#[test]
+fn nick_rules() {
+    let mut h = Harness::new();
+    h.login(0, "alice");
+    h.connect(1);
+    assert_eq!(h.ask(1, "/nick ALICE"), ["! nick ALICE is in use"]);
+    assert_eq!(
+        h.ask(1, "/nick a b"),
+        ["! invalid nick \"a b\": use 1-32 letters, digits, _ or -"]
+    );
+    let long = "я".repeat(33);
+    assert_eq!(
+        h.ask(1, &format!("/nick {long}")),
+        [format!(
+            "! invalid nick \"{long}\": use 1-32 letters, digits, _ or -"
+        )]
+    );
+    assert_eq!(h.ask(1, "/nick"), ["! usage: /nick NAME"]);
+}
+
+#[test]
+fn rename_tells_rooms_and_frees_the_old_nick() {
+    let mut h = Harness::new();
+    h.login(0, "alice");
+    h.login(1, "bob");
+    h.out.take(0);
+    assert_eq!(
+        h.ask(1, "/nick robert"),
+        ["* You are now robert (was bob)."]
+    );
+    assert_eq!(h.out.take(0), ["* [main] bob is now robert"]);
+    assert_eq!(h.ask(1, "/nick robert"), ["* You are already robert."]);
+    assert_eq!(
+        h.ask(1, "/nick Robert"),
+        ["* You are now Robert (was robert)."]
+    );
+    h.login(2, "bob");
+    assert_eq!(
+        h.ask(2, "/who"),
+        ["* Members of main (3): alice, bob, Robert"]
+    );
+}
+
+#[test]
+fn rename_onto_a_saved_session_is_refused() {
+    let mut h = Harness::new();
+    h.login(0, "alice");
+    h.drop_client(0);
+    h.login(1, "bob");
+    assert_eq!(
+        h.ask(1, "/nick alice"),
+        ["! nick alice has a saved session; log in as alice to restore it"]
+    );
+}
+
+#[test]
+fn disconnect_saves_the_session_and_nick_restores_it() {
+    let mut h = Harness::new();
+    h.login(0, "alice");
+    h.login(1, "bob");
+    h.ask(0, "/join dev");
+    h.ask(0, "/join кухня");
+    h.ask(0, "/join dev");
+    h.out.take(1);
+    h.drop_client(0);
+    assert_eq!(h.out.take(1), ["* [main] alice disconnected"]);
+    assert_eq!(h.chat.saved_count(), 1);
+    assert!(h
+        .out
+        .events
+        .iter()
+        .any(|e| e.starts_with("SessionSaved { nick: \"alice\"")));
+
+    h.connect(5);
+    assert_eq!(
+        h.ask(5, "/nick Alice"),
+        ["* Welcome back, Alice. Rooms: main, dev, кухня. Active room: dev."]
+    );
+    assert_eq!(h.out.take(1), ["* [main] Alice joined"]);
+    assert_eq!(h.chat.saved_count(), 0);
+    assert_eq!(h.ask(5, "still here"), ["You: still here"]);
+    assert_eq!(h.ask(5, "/who"), ["* Members of dev (1): Alice"]);
+}
+
+#[test]
+fn quit_says_goodbye_closes_and_saves() {
+    let mut h = Harness::new();
+    h.login(0, "alice");
+    h.ask(0, "/join dev");
+    assert_eq!(
+        h.ask(0, "/quit"),
+        ["* Bye, alice. Your session is kept; /nick alice restores it."]
+    );
+    assert_eq!(h.out.closed, [0]);
+    // The loop reports the disconnect afterwards as well; that must be harmless.
+    h.drop_client(0);
+    assert!(h.ask(0, "ignored").is_empty());
+    h.connect(0);
+    assert_eq!(
+        h.ask(0, "/nick alice"),
+        ["* Welcome back, alice. Rooms: main, dev. Active room: dev."]
+    );
+}
+
+#[test]
+fn sessions_expire_after_the_ttl() {
+    let mut h = Harness::with(ChatConfig {
+        session_ttl: Duration::from_secs(60),
+        ..ChatConfig::default()
+    });
+    h.login(0, "alice");
+    h.ask(0, "/join dev");
+    h.drop_client(0);
+    h.now += Duration::from_secs(59);
+    h.chat.expire_sessions(h.now);
+    assert_eq!(h.chat.saved_count(), 1);
+    h.now += Duration::from_secs(2);
+    // Not swept yet, but already too old to restore.
+    h.connect(1);
+    assert_eq!(
+        h.ask(1, "/nick alice"),
+        ["* Welcome, alice. Rooms: main. Active room: main."]
+    );
+    h.chat.expire_sessions(h.now);
+    assert_eq!(h.chat.saved_count(), 0);
+}
+
+#[test]
+fn saved_sessions_are_capped_oldest_first() {
+    let mut h = Harness::with(ChatConfig {
+        max_saved_sessions: 3,
+        ..ChatConfig::default()
+    });
+    for (id, nick) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+        h.login(id, nick);
+        h.ask(id, &format!("/join room{id}"));
+        h.drop_client(id);
+    }
+    assert_eq!(h.chat.saved_count(), 3);
+    h.connect(10);
+    assert_eq!(
+        h.ask(10, "/nick a"),
+        ["* Welcome, a. Rooms: main. Active room: main."]
+    );
+    h.connect(11);
+    assert_eq!(
+        h.ask(11, "/nick e"),
+        ["* Welcome back, e. Rooms: main, room4. Active room: room4."]
+    );
+}
+
+#[test]
+fn restoring_and_saving_repeatedly_keeps_the_expiry_index_small() {
+    let mut h = Harness::new();
+    for _ in 0..100 {
+        h.login(0, "alice");
+        h.drop_client(0);
+    }
+    assert_eq!(h.chat.saved_count(), 1);
+    assert_eq!(h.chat.expiry.len(), 1);
+}
+
+#[test]
+fn private_messages() {
+    let mut h = Harness::new();
+    h.login(0, "alice");
+    h.login(1, "Вася");
+    h.out.take(0);
+    assert_eq!(
+        h.ask(0, "/msg ВАСЯ привет  тебе"),
+        ["(PM to Вася) You: привет  тебе"]
+    );
+    assert_eq!(h.out.take(1), ["(PM) alice: привет  тебе"]);
+    assert_eq!(h.ask(0, "/msg nobody hi"), ["! no such user: nobody"]);
+    assert_eq!(h.ask(0, "/msg Вася"), ["! usage: /msg NICK TEXT"]);
+}
+
+#[test]
+fn actions() {
+    let mut h = Harness::new();
+    h.login(0, "alice");
+    h.login(1, "bob");
+    h.out.take(0);
+    assert_eq!(h.ask(0, "/me waves"), ["You: * alice waves"]);
+    assert_eq!(h.out.take(1), ["[main] * alice waves"]);
+}
+
+#[test]
+fn who_and_rooms_list_sorted() {
+    let mut h = Harness::new();
+    h.login(0, "zed");
+    h.login(1, "Amy");
+    h.login(2, "bob");
+    h.ask(2, "/join Zoo");
+    h.ask(1, "/join aqua");
+    h.out.take(0);
+    assert_eq!(
+        h.ask(0, "/who main"),
+        ["* Members of main (3): Amy, bob, zed"]
+    );
+    assert_eq!(
+        h.ask(0, "/rooms"),
+        ["* Rooms (3): aqua (1), main (3), Zoo (1)"]
+    );
+    assert_eq!(h.ask(0, "/who nope"), ["! no such room: nope"]);
+}
+
+#[test]
+fn bad_input_gets_errors() {
+    let mut h = Harness::new();
+    h.login(0, "alice");
+    assert_eq!(h.ask(0, "/frob"), ["! unknown command /frob (try /help)"]);
+    assert_eq!(h.ask(0, "/join"), ["! usage: /join ROOM"]);
+    assert!(h.ask(0, "").is_empty());
+    assert!(h.ask(0, "  ").is_empty());
+    h.chat.reject_line(0, LineError::TooLong, &mut h.out);
+    h.chat.reject_line(0, LineError::InvalidUtf8, &mut h.out);
+    assert_eq!(
+        h.out.take(0),
+        [
+            "! line too long (max 4096 bytes); line discarded",
+            "! invalid UTF-8; line discarded"
+        ]
+    );
+}
+
+#[test]
+fn control_characters_never_reach_others() {
+    let mut h = Harness::new();
+    h.login(0, "alice");
+    h.login(1, "bob");
+    h.out.take(0);
+    h.ask(0, "\u{1b}[2Jgotcha\u{7}");
+    assert_eq!(h.out.take(1), ["[main] alice: [2Jgotcha"]);
+}
+
+#[test]
+fn slash_slash_sends_a_literal_slash() {
+    let mut h = Harness::new();
+    h.login(0, "alice");
+    assert_eq!(h.ask(0, "//shrug"), ["You: /shrug"]);
+}
+
+#[test]
+fn disconnect_of_an_anonymous_client_saves_nothing() {
+    let mut h = Harness::new();
+    h.connect(0);
+    h.drop_client(0);
+    assert_eq!(h.chat.saved_count(), 0);
+    assert_eq!(h.chat.client_count(), 0);
+}
+
+#[test]
+fn shutdown_says_goodbye_to_everyone() {
+    let mut h = Harness::new();
+    h.login(0, "alice");
+    h.connect(1);
+    h.chat.shutdown(&mut h.out);
+    assert_eq!(h.out.take(0), ["* Server shutting down. Bye!"]);
+    assert_eq!(h.out.take(1), ["* Server shutting down. Bye!"]);
+    assert_eq!(h.out.closed, [0, 1]);
+}
+
+#[test]
+fn publishes_every_room_event_once() {
+    let mut h = Harness::new();
+    h.login(0, "alice");
+    h.out.events.clear();
+    h.ask(0, "hi");
+    h.ask(0, "/join dev");
+    h.ask(0, "/me waves");
+    h.ask(0, "/msg ghost boo");
+    assert_eq!(
+        h.out.events,
+        [
+            r#"Said { room: "main", nick: "alice", text: "hi" }"#,
+            r#"Presence { room: "dev", nick: "alice", change: Joined }"#,
+            r#"Acted { room: "dev", nick: "alice", text: "waves" }"#,
+            r#"Private { from: "alice", to: "ghost", text: "boo" }"#,
+        ]
+    );
+}
+
+#[test]
+fn remote_events_reach_local_members_only_and_are_not_republished() {
+    let mut h = Harness::new();
+    h.login(0, "alice");
+    h.login(1, "bob");
+    h.ask(1, "/join dev");
+    h.out.take(0);
+    h.out.events.clear();
+    let said = Event::Said {
+        room: "DEV",
+        nick: "carol",
+        text: "from node b",
+    };
+    h.chat.deliver_remote(&said, &mut h.out);
+    assert_eq!(h.out.take(1), ["[dev] carol: from node b"]);
+    assert!(h.out.take(0).is_empty());
+    let joined = Event::Presence {
+        room: "main",
+        nick: "carol",
+        change: Presence::Joined,
+    };
+    h.chat.deliver_remote(&joined, &mut h.out);
+    assert_eq!(h.out.take(0), ["* [main] carol joined"]);
+    assert_eq!(h.out.take(1), ["* [main] carol joined"]);
+    let private = Event::Private {
+        from: "carol",
+        to: "ALICE",
+        text: "psst",
+    };
+    h.chat.deliver_remote(&private, &mut h.out);
+    assert_eq!(h.out.take(0), ["(PM) carol: psst"]);
+    let nowhere = Event::Said {
+        room: "nowhere",
+        nick: "carol",
+        text: "x",
+    };
+    h.chat.deliver_remote(&nowhere, &mut h.out);
+    assert!(h.out.lines.is_empty());
+    assert!(h.out.events.is_empty());
+}
