@@ -1,0 +1,178 @@
+//! Every command over real TCP against an in-process server.
+
+mod common;
+
+use common::{Client, TestServer};
+
+#[test]
+fn a_whole_conversation_in_two_scripts() {
+    let server = TestServer::start();
+    let mut alice = Client::login(server.addr, "alice");
+    let mut vasya = Client::login(server.addr, "Вася");
+    alice.expect("* [main] Вася joined");
+
+    vasya.ask("Привет всем! 👋", "You: Привет всем! 👋");
+    alice.expect("[main] Вася: Привет всем! 👋");
+
+    alice.ask("/join кухня", "* Joined кухня. Active room: кухня.");
+    vasya.ask("/join КУХНЯ", "* Joined кухня. Active room: кухня.");
+    alice.expect("* [кухня] Вася joined");
+    alice.ask("東京 café ✓", "You: 東京 café ✓");
+    vasya.expect("[кухня] alice: 東京 café ✓");
+}
+
+#[test]
+fn help_lists_every_command() {
+    let server = TestServer::start();
+    let mut client = Client::connect(server.addr);
+    client.send("/help");
+    let mut help = Vec::new();
+    loop {
+        let line = client.line();
+        assert!(line.starts_with("* "), "{line}");
+        let last = line.contains("start it with //");
+        help.push(line);
+        if last {
+            break;
+        }
+    }
+    let help = help.join("\n");
+    for command in [
+        "/nick", "/join", "/leave", "/rooms", "/who", "/msg", "/me", "/help", "/quit",
+    ] {
+        assert!(help.contains(command), "{command} missing from help");
+    }
+}
+
+#[test]
+fn join_leave_and_active_room() {
+    let server = TestServer::start();
+    let mut alice = Client::login(server.addr, "alice");
+    let mut bob = Client::login(server.addr, "bob");
+    alice.expect("* [main] bob joined");
+    let mut carol = Client::login(server.addr, "carol");
+    alice.expect("* [main] carol joined");
+    bob.expect("* [main] carol joined");
+
+    alice.ask("/join dev", "* Joined dev. Active room: dev.");
+    bob.ask("/join dev", "* Joined dev. Active room: dev.");
+    alice.expect("* [dev] bob joined");
+    bob.ask("in dev", "You: in dev");
+    alice.expect("[dev] bob: in dev");
+
+    // carol is not in dev: the next thing she sees is what comes after.
+    alice.ask("/join main", "* Active room: main.");
+    alice.ask("in main", "You: in main");
+    carol.expect("[main] alice: in main");
+    bob.expect("[main] alice: in main");
+
+    bob.ask("/leave dev", "* Left dev. Active room: main.");
+    alice.expect("* [dev] bob left");
+    bob.ask("/leave dev", "! you are not in dev");
+    bob.ask("/leave main", "! you cannot leave main");
+}
+
+#[test]
+fn rooms_and_who() {
+    let server = TestServer::start();
+    let mut alice = Client::login(server.addr, "alice");
+    let mut bob = Client::login(server.addr, "bob");
+    alice.expect("* [main] bob joined");
+    bob.ask("/join dev", "* Joined dev. Active room: dev.");
+    alice.ask("/rooms", "* Rooms (2): dev (1), main (2)");
+    alice.ask("/who", "* Members of main (2): alice, bob");
+    alice.ask("/who dev", "* Members of dev (1): bob");
+    alice.ask("/who nope", "! no such room: nope");
+}
+
+#[test]
+fn private_messages_and_actions() {
+    let server = TestServer::start();
+    let mut alice = Client::login(server.addr, "alice");
+    let mut bob = Client::login(server.addr, "bob");
+    alice.expect("* [main] bob joined");
+    alice.ask("/msg BOB see you later", "(PM to bob) You: see you later");
+    bob.expect("(PM) alice: see you later");
+    alice.ask("/msg nobody hi", "! no such user: nobody");
+    bob.ask("/me waves", "You: * bob waves");
+    alice.expect("[main] * bob waves");
+}
+
+#[test]
+fn nick_conflicts_and_renames() {
+    let server = TestServer::start();
+    let mut alice = Client::login(server.addr, "alice");
+    let mut other = Client::connect(server.addr);
+    other.ask("/nick ALICE", "! nick ALICE is in use");
+    other.ask(
+        "/nick bob",
+        "* Welcome, bob. Rooms: main. Active room: main.",
+    );
+    alice.expect("* [main] bob joined");
+    other.ask("/nick alice", "! nick alice is in use");
+    other.ask("/nick robert", "* You are now robert (was bob).");
+    alice.expect("* [main] bob is now robert");
+    // bob is free again.
+    let mut third = Client::connect(server.addr);
+    third.ask(
+        "/nick bob",
+        "* Welcome, bob. Rooms: main. Active room: main.",
+    );
+}
+
+#[test]
+fn commands_before_a_nick_are_refused() {
+    let server = TestServer::start();
+    let mut client = Client::connect(server.addr);
+    client.ask("hello", "! set a nick first: /nick NAME");
+    client.ask("/join dev", "! set a nick first: /nick NAME");
+    client.ask(
+        "/nick a:b",
+        "! invalid nick \"a:b\": use 1-32 letters, digits, _ or -",
+    );
+    client.ask("/frob", "! unknown command /frob (try /help)");
+    client.ask("/join", "! usage: /join ROOM");
+}
+
+#[test]
+fn quit_says_goodbye_and_the_session_survives() {
+    let server = TestServer::start();
+    let mut alice = Client::login(server.addr, "alice");
+    let mut bob = Client::login(server.addr, "bob");
+    alice.expect("* [main] bob joined");
+    alice.ask("/join dev", "* Joined dev. Active room: dev.");
+    alice.send("/quit");
+    assert_eq!(
+        alice.read_until_closed(),
+        ["* Bye, alice. Your session is kept; /nick alice restores it."]
+    );
+    bob.expect("* [main] alice disconnected");
+    let mut again = Client::connect(server.addr);
+    again.ask(
+        "/nick alice",
+        "* Welcome back, alice. Rooms: main, dev. Active room: dev.",
+    );
+    bob.expect("* [main] alice joined");
+}
+
+#[test]
+fn telnet_style_input_works() {
+    let server = TestServer::start();
+    let mut alice = Client::login(server.addr, "alice");
+    let mut bob = Client::connect(server.addr);
+    // What a telnet client may send: option negotiation, CRLF line ends.
+    bob.send_bytes(b"\xff\xfb\x1f\xff\xfd\x03/nick bob\r\n");
+    bob.expect("* Welcome, bob. Rooms: main. Active room: main.");
+    alice.expect("* [main] bob joined");
+    bob.send_bytes("при\u{0432}ет\r\n".as_bytes());
+    bob.expect("You: привет");
+    alice.expect("[main] bob: привет");
+}
+
+#[test]
+fn graceful_stop_of_an_in_process_server() {
+    let server = TestServer::start();
+    let mut alice = Client::login(server.addr, "alice");
+    server.stop().expect("run returns Ok");
+    assert_eq!(alice.read_until_closed(), ["* Server shutting down. Bye!"]);
+}
