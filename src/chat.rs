@@ -276,6 +276,14 @@ impl Chat {
                 );
             }
             LineError::InvalidUtf8 => self.error(out, id, &["invalid UTF-8; line discarded"]),
+            LineError::TelnetMangled => self.error(
+                out,
+                id,
+                &[
+                    "your telnet client garbled non-ASCII text in that line; ",
+                    "it is now in 8-bit mode, please type the line again",
+                ],
+            ),
         }
     }
 

@@ -15,7 +15,28 @@ const SB: u8 = 250;
 const SE: u8 = 240;
 /// Telnet WILL / WONT / DO / DONT take one option byte after them.
 const WILL: u8 = 251;
+const WONT: u8 = 252;
+const DO: u8 = 253;
 const DONT: u8 = 254;
+/// Telnet commands that a client sends in place of a terminal control character.
+const EOF: u8 = 236;
+const SUSP: u8 = 237;
+const ABORT: u8 = 238;
+const BRK: u8 = 243;
+const IP: u8 = 244;
+const AO: u8 = 245;
+const EL: u8 = 248;
+/// Telnet option: 8-bit binary transmission (RFC 856).
+const BINARY: u8 = 0;
+/// Telnet option: timing mark (RFC 860); a client that sent "abort output" waits for its answer.
+const TIMING_MARK: u8 = 6;
+/// The longest subnegotiation skipped; past it the data is taken as text again, so a stray
+/// `IAC SB` can never make a connection deaf.
+const MAX_SUBNEGOTIATION: u16 = 512;
+/// What the server proposes to a telnet client as soon as it shows itself: 8-bit binary mode in
+/// both directions. Without it, telnet turns UTF-8 continuation bytes such as the second byte of
+/// `у` (0x83, seen as ^C) into "interrupt process" commands and mangles Cyrillic text.
+const TELNET_GREETING: [u8; 3] = [IAC, DO, BINARY];
 
 /// The longest nick or room name, in characters.
 pub const MAX_NAME_CHARS: usize = 32;
@@ -27,6 +48,9 @@ pub enum LineError {
     TooLong,
     /// The line was not valid UTF-8 and was dropped.
     InvalidUtf8,
+    /// The line was not valid UTF-8 because a telnet client replaced bytes of it with commands
+    /// (before 8-bit mode was negotiated); it was dropped.
+    TelnetMangled,
 }
 
 /// Where the decoder stands inside a telnet command sequence.
@@ -37,12 +61,12 @@ enum Telnet {
     Data,
     /// After `IAC`: the next byte is the command.
     Command,
-    /// After `IAC WILL|WONT|DO|DONT`: the next byte is the option.
-    Option,
-    /// Inside `IAC SB ...`, waiting for `IAC`.
-    Subnegotiation,
+    /// After `IAC WILL|WONT|DO|DONT` (the verb kept): the next byte is the option.
+    Option(u8),
+    /// Inside `IAC SB ...` (bytes seen so far), waiting for `IAC`.
+    Subnegotiation(u16),
     /// Inside a subnegotiation, after `IAC`: `SE` ends it.
-    SubnegotiationIac,
+    SubnegotiationIac(u16),
 }
 
 /// Splits a connection's byte stream into UTF-8 lines with a hard length limit.
@@ -55,6 +79,12 @@ pub struct LineDecoder {
     telnet: Telnet,
     /// Set after an overlong line was reported: bytes are dropped until the next newline.
     discarding: bool,
+    /// Set when a telnet command arrived inside the current line.
+    commands_in_line: bool,
+    /// Set once this client has shown it speaks telnet and was sent [`TELNET_GREETING`].
+    negotiated: bool,
+    /// Telnet answers owed to the client, to be sent before any further output.
+    replies: Vec<u8>,
 }
 
 impl LineDecoder {
@@ -68,32 +98,43 @@ impl LineDecoder {
         self.partial.len()
     }
 
-    /// Feeds `input` and calls `on_line` for every complete line (without its line end) or error.
+    /// Feeds `input` and calls `on_input` for every complete line (without its line end), every
+    /// refused line, and every telnet answer owed to the client.
     ///
     /// `max_line` is the longest accepted line in bytes, not counting the line end. Lines are
     /// handed out as borrowed slices: when a line lies whole inside `input` it is not copied.
-    pub fn feed<F>(&mut self, mut input: &[u8], max_line: usize, mut on_line: F)
+    /// Telnet answers are only ever produced in reply to telnet commands from the client, so
+    /// plain TCP clients never receive a telnet byte.
+    pub fn feed<F>(&mut self, mut input: &[u8], max_line: usize, mut on_input: F)
     where
-        F: FnMut(Result<&str, LineError>),
+        F: FnMut(Decoded<'_>),
     {
         while !input.is_empty() {
             if self.telnet != Telnet::Data {
                 input = self.skip_telnet(input);
+                if !self.replies.is_empty() {
+                    // Sent at once: a client that asked for a timing mark discards our output
+                    // until the answer arrives, so it must precede what follows.
+                    let replies = std::mem::take(&mut self.replies);
+                    on_input(Decoded::Telnet(&replies));
+                    self.replies = replies;
+                    self.replies.clear();
+                }
                 continue;
             }
             // Plain data up to the next newline or IAC, whichever comes first.
             match memchr::memchr2(b'\n', IAC, input) {
                 None => {
-                    self.push_partial(input, max_line, &mut on_line);
+                    self.push_partial(input, max_line, &mut on_input);
                     return;
                 }
                 Some(at) if input[at] == IAC => {
-                    self.push_partial(&input[..at], max_line, &mut on_line);
+                    self.push_partial(&input[..at], max_line, &mut on_input);
                     self.telnet = Telnet::Command;
                     input = &input[at + 1..];
                 }
                 Some(at) => {
-                    self.finish_line(&input[..at], max_line, &mut on_line);
+                    self.finish_line(&input[..at], max_line, &mut on_input);
                     input = &input[at + 1..];
                 }
             }
@@ -104,22 +145,89 @@ impl LineDecoder {
     fn skip_telnet<'a>(&mut self, input: &'a [u8]) -> &'a [u8] {
         let byte = input[0];
         self.telnet = match (self.telnet, byte) {
-            (Telnet::Command, SB) => Telnet::Subnegotiation,
-            (Telnet::Command, WILL..=DONT) => Telnet::Option,
-            (Telnet::Subnegotiation, IAC) => Telnet::SubnegotiationIac,
-            (Telnet::Subnegotiation, _) => Telnet::Subnegotiation,
-            (Telnet::SubnegotiationIac, SE) => Telnet::Data,
-            (Telnet::SubnegotiationIac, _) => Telnet::Subnegotiation,
-            // A two-byte command (or the escaped 0xFF 0xFF, never valid UTF-8) or an option byte.
-            _ => Telnet::Data,
+            (Telnet::Command, SB) => Telnet::Subnegotiation(0),
+            (Telnet::Command, WILL..=DONT) => Telnet::Option(byte),
+            (Telnet::Command, IAC) => Telnet::Data, // an escaped 0xFF, never valid UTF-8
+            (Telnet::Command, _) => {
+                self.restore_replaced_byte(byte);
+                self.greet_telnet();
+                Telnet::Data
+            }
+            (Telnet::Option(verb), option) => {
+                self.answer_option(verb, option);
+                Telnet::Data
+            }
+            (Telnet::Subnegotiation(n), _) | (Telnet::SubnegotiationIac(n), _)
+                if n >= MAX_SUBNEGOTIATION =>
+            {
+                Telnet::Data
+            }
+            (Telnet::Subnegotiation(n), IAC) => Telnet::SubnegotiationIac(n + 1),
+            (Telnet::Subnegotiation(n), _) => Telnet::Subnegotiation(n + 1),
+            (Telnet::SubnegotiationIac(_), SE) => Telnet::Data,
+            (Telnet::SubnegotiationIac(n), _) => Telnet::Subnegotiation(n + 1),
+            (Telnet::Data, _) => Telnet::Data,
         };
         &input[1..]
+    }
+
+    /// Undoes what telnet does to UTF-8 before binary mode is on.
+    ///
+    /// A telnet client in its default 7-bit mode compares each byte, high bit stripped, with
+    /// the terminal's control characters, and sends a command instead of a byte that matches:
+    /// the second byte of `у` (0x83) becomes "interrupt process" (^C). Inside a UTF-8 sequence
+    /// such a command can only stand for that continuation byte, so it is put back (assuming
+    /// the terminal's usual control characters). Anything else marks the line as mangled.
+    fn restore_replaced_byte(&mut self, command: u8) {
+        let control = match command {
+            IP => 0x03,
+            EOF => 0x04,
+            AO => 0x0F,
+            EL => 0x15,
+            SUSP => 0x1A,
+            BRK | ABORT => 0x1C,
+            _ => {
+                self.commands_in_line = true;
+                return;
+            }
+        };
+        if self.discarding || !inside_utf8_sequence(&self.partial) {
+            self.commands_in_line = true;
+        } else {
+            self.partial.push(0x80 | control);
+        }
+    }
+
+    /// Proposes 8-bit binary mode, once, to a client that turned out to be a telnet.
+    fn greet_telnet(&mut self) {
+        if !self.negotiated {
+            self.negotiated = true;
+            self.replies.extend_from_slice(&TELNET_GREETING);
+        }
+    }
+
+    /// Answers option negotiation: binary mode is welcome, the timing mark is acknowledged
+    /// (the client discards our output until it is), every other option is refused.
+    fn answer_option(&mut self, verb: u8, option: u8) {
+        self.greet_telnet();
+        let answer = match (verb, option) {
+            (_, BINARY) => None,
+            (DO, TIMING_MARK) => Some(WILL),
+            (DO, _) => Some(WONT),
+            (WILL, _) => Some(DONT),
+            // WONT and DONT confirm the state we are in already.
+            (WONT | DONT, _) => None,
+            _ => None,
+        };
+        if let Some(answer) = answer {
+            self.replies.extend_from_slice(&[IAC, answer, option]);
+        }
     }
 
     /// Buffers part of a line that has not ended yet, switching to discard mode past the limit.
     fn push_partial<F>(&mut self, bytes: &[u8], max_line: usize, on_line: &mut F)
     where
-        F: FnMut(Result<&str, LineError>),
+        F: FnMut(Decoded<'_>),
     {
         if self.discarding || bytes.is_empty() {
             return;
@@ -128,7 +236,7 @@ impl LineDecoder {
         if self.partial.len() + bytes.len() > max_line + 1 {
             self.partial = Vec::new();
             self.discarding = true;
-            on_line(Err(LineError::TooLong));
+            on_line(Decoded::Refused(LineError::TooLong));
             return;
         }
         self.partial.extend_from_slice(bytes);
@@ -137,24 +245,25 @@ impl LineDecoder {
     /// Completes the current line with `tail` (the bytes before the newline) and reports it.
     fn finish_line<F>(&mut self, tail: &[u8], max_line: usize, on_line: &mut F)
     where
-        F: FnMut(Result<&str, LineError>),
+        F: FnMut(Decoded<'_>),
     {
+        let mangled = std::mem::take(&mut self.commands_in_line);
         if self.discarding {
             self.discarding = false;
             return;
         }
         if self.partial.is_empty() {
-            emit(tail, max_line, on_line);
+            emit(tail, max_line, mangled, on_line);
             return;
         }
         if self.partial.len() + tail.len() > max_line + 1 {
             self.partial = Vec::new();
-            on_line(Err(LineError::TooLong));
+            on_line(Decoded::Refused(LineError::TooLong));
             return;
         }
         let mut line = std::mem::take(&mut self.partial);
         line.extend_from_slice(tail);
-        emit(&line, max_line, on_line);
+        emit(&line, max_line, mangled, on_line);
         // Keep the allocation for the next line unless it is unusually large.
         if line.capacity() <= 1024 {
             line.clear();
@@ -163,20 +272,52 @@ impl LineDecoder {
     }
 }
 
+/// True if `bytes` ends in the middle of a UTF-8 sequence (a lead byte still short of its
+/// continuation bytes).
+fn inside_utf8_sequence(bytes: &[u8]) -> bool {
+    let mut continuations = 0;
+    for &byte in bytes.iter().rev().take(4) {
+        if byte & 0xC0 == 0x80 {
+            continuations += 1;
+            continue;
+        }
+        let length = match byte {
+            0xC2..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF4 => 4,
+            _ => return false,
+        };
+        return continuations + 1 < length;
+    }
+    false
+}
+
 /// Strips the optional CR, checks length and UTF-8, and hands the line out.
-fn emit<F>(line: &[u8], max_line: usize, on_line: &mut F)
+fn emit<F>(line: &[u8], max_line: usize, mangled: bool, on_line: &mut F)
 where
-    F: FnMut(Result<&str, LineError>),
+    F: FnMut(Decoded<'_>),
 {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.len() > max_line {
-        on_line(Err(LineError::TooLong));
+        on_line(Decoded::Refused(LineError::TooLong));
         return;
     }
     match std::str::from_utf8(line) {
-        Ok(text) => on_line(Ok(text)),
-        Err(_) => on_line(Err(LineError::InvalidUtf8)),
+        Ok(text) => on_line(Decoded::Line(text)),
+        Err(_) if mangled => on_line(Decoded::Refused(LineError::TelnetMangled)),
+        Err(_) => on_line(Decoded::Refused(LineError::InvalidUtf8)),
     }
+}
+
+/// What the decoder hands out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoded<'a> {
+    /// A complete line, without its line end.
+    Line(&'a str),
+    /// A line that could not be used.
+    Refused(LineError),
+    /// Telnet negotiation bytes to send to the client as they are.
+    Telnet(&'a [u8]),
 }
 
 /// One parsed client line.
@@ -314,13 +455,26 @@ pub fn strip_controls(line: &str) -> std::borrow::Cow<'_, str> {
 mod tests {
     use super::*;
 
-    /// Feeds `chunks` one after another and collects what comes out.
+    /// Feeds `chunks` one after another and collects the lines and errors (telnet answers
+    /// are checked separately).
     fn decode(chunks: &[&[u8]], max_line: usize) -> Vec<Result<String, LineError>> {
         let mut decoder = LineDecoder::new();
         let mut out = Vec::new();
         for chunk in chunks {
-            decoder.feed(chunk, max_line, |line| out.push(line.map(str::to_owned)));
+            decoder.feed(chunk, max_line, |decoded| match decoded {
+                Decoded::Line(line) => out.push(Ok(line.to_owned())),
+                Decoded::Refused(error) => out.push(Err(error)),
+                Decoded::Telnet(_) => {}
+            });
         }
+        out
+    }
+
+    /// Everything the decoder hands out, as text, for checking the order of telnet answers.
+    fn decode_all(input: &[u8]) -> Vec<String> {
+        let mut decoder = LineDecoder::new();
+        let mut out = Vec::new();
+        decoder.feed(input, 100, |decoded| out.push(format!("{decoded:?}")));
         out
     }
 
@@ -372,6 +526,68 @@ mod tests {
     }
 
     #[test]
+    fn plain_clients_never_get_telnet_bytes() {
+        assert_eq!(
+            decode_all("hi\nпривет\n".as_bytes()),
+            [r#"Line("hi")"#, r#"Line("привет")"#]
+        );
+    }
+
+    #[test]
+    fn a_telnet_client_is_offered_binary_mode_and_its_timing_mark_answered_first() {
+        // What netkit telnet sends for "ду" before binary mode: 0xD0 0xB4 0xD1, then IAC IP and
+        // IAC DO TM in place of 0x83.
+        let out = decode_all(b"\xd0\xb4\xd1\xff\xf4\xff\xfd\x06\r\nok\n");
+        assert_eq!(
+            out,
+            [
+                "Telnet([255, 253, 0])",
+                "Telnet([255, 251, 6])",
+                r#"Line("ду")"#,
+                r#"Line("ok")"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn restores_every_letter_telnet_replaces_with_a_command() {
+        // "Как у тебя?": К (0x9A, ^Z) becomes SUSP, у (0x83) IP, я (0x8F) AO.
+        let input = b"\xd0\xff\xed\xff\xfd\x06\xd0\xb0\xd0\xba \xd1\xff\xf4\xff\xfd\x06 \
+              \xd1\x82\xd0\xb5\xd0\xb1\xd1\xff\xf5\xff\xfd\x06?\r\n";
+        assert_eq!(decode(&[input], 100), ok(&["Как у тебя?"]));
+    }
+
+    #[test]
+    fn a_line_telnet_damaged_beyond_repair_is_refused_as_such() {
+        // IAC EC (erase character) after a lead byte cannot stand for a continuation byte.
+        let out = decode(&[b"\xd1\xff\xf7\r\n"], 100);
+        assert_eq!(out, vec![Err(LineError::TelnetMangled)]);
+    }
+
+    #[test]
+    fn telnet_options_are_refused_except_binary() {
+        // IAC WILL NAWS, IAC DO ECHO, IAC DO BINARY, IAC WONT LINEMODE.
+        let out = decode_all(b"\xff\xfb\x1f\xff\xfd\x01\xff\xfd\x00\xff\xfc\x22x\n");
+        assert_eq!(
+            out,
+            [
+                "Telnet([255, 253, 0, 255, 254, 31])",
+                "Telnet([255, 252, 1])",
+                r#"Line("x")"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unterminated_subnegotiation_does_not_swallow_the_connection() {
+        let mut input = b"\xff\xfa\x18".to_vec();
+        input.extend(std::iter::repeat_n(b'a', 600));
+        input.extend_from_slice(b"\nhello\n");
+        let lines = decode(&[&input], 4096);
+        assert_eq!(lines.last(), Some(&Ok("hello".to_string())));
+    }
+
+    #[test]
     fn reports_invalid_utf8_and_continues() {
         let out = decode(&[b"ok\n\xc3\x28\nnext\n"], 100);
         assert_eq!(
@@ -415,7 +631,9 @@ mod tests {
         let chunk = vec![b'z'; 4096];
         let mut errors = 0;
         for _ in 0..1000 {
-            decoder.feed(&chunk, 4096, |line| errors += usize::from(line.is_err()));
+            decoder.feed(&chunk, 4096, |decoded| {
+                errors += usize::from(matches!(decoded, Decoded::Refused(_)));
+            });
             assert!(decoder.buffered() <= 4097);
         }
         assert_eq!(errors, 1);

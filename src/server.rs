@@ -28,6 +28,7 @@ use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 use crate::chat::{Chat, ClientId, Outbox, SERVER_FULL};
 use crate::config::Config;
 use crate::connection::{is_transient, Connection, Flushed, State};
+use crate::protocol::Decoded;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
@@ -428,10 +429,19 @@ impl Server {
         // The decoder is taken out so the chat can queue output to this same connection.
         let mut decoder = std::mem::take(&mut conn.decoder);
         let (chat, mut outbox) = self.core.outbox();
-        decoder.feed(&self.read_buf[..n], self.max_line, |line| match line {
-            Ok(text) => chat.handle_line(id, text, now, &mut outbox),
-            Err(error) => chat.reject_line(id, error, &mut outbox),
-        });
+        log::trace!(
+            "client {id}: read \"{}\"",
+            self.read_buf[..n].escape_ascii()
+        );
+        decoder.feed(
+            &self.read_buf[..n],
+            self.max_line,
+            |decoded| match decoded {
+                Decoded::Line(text) => chat.handle_line(id, text, now, &mut outbox),
+                Decoded::Refused(error) => chat.reject_line(id, error, &mut outbox),
+                Decoded::Telnet(answer) => outbox.send(id, answer),
+            },
+        );
         if let Some(conn) = self.core.connections.get_mut(id) {
             conn.decoder = decoder;
         }

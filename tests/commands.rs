@@ -162,11 +162,35 @@ fn telnet_style_input_works() {
     let mut bob = Client::connect(server.addr);
     // What a telnet client may send: option negotiation, CRLF line ends.
     bob.send_bytes(b"\xff\xfb\x1f\xff\xfd\x03/nick bob\r\n");
-    bob.expect("* Welcome, bob. Rooms: main. Active room: main.");
+    // Answers: binary mode proposed, window size (31) and suppress-go-ahead (3) declined.
+    let mut expected = vec![0xff, 0xfd, 0x00, 0xff, 0xfe, 31, 0xff, 0xfc, 3];
+    expected.extend_from_slice(b"* Welcome, bob. Rooms: main. Active room: main.\r\n");
+    assert_eq!(bob.raw_line(), expected);
     alice.expect("* [main] bob joined");
     bob.send_bytes("при\u{0432}ет\r\n".as_bytes());
     bob.expect("You: привет");
     alice.expect("[main] bob: привет");
+}
+
+#[test]
+fn cyrillic_from_a_real_telnet_client_round_trips() {
+    let server = TestServer::start();
+    let mut alice = Client::login(server.addr, "alice");
+    let mut vasya = Client::connect(server.addr);
+    // Bytes captured from netkit telnet typing "/nick Вася": before 8-bit mode it sends the
+    // 0x8F of "я" as IAC AO plus IAC DO TIMING-MARK.
+    vasya.send_bytes(b"/nick \xd0\x92\xd0\xb0\xd1\x81\xd1\xff\xf5\xff\xfd\x06\r\n");
+    // The server answers the timing mark first (the client discards output until then) and
+    // proposes binary mode; the nick arrives intact.
+    let mut expected = vec![0xff, 0xfd, 0x00, 0xff, 0xfb, 0x06];
+    expected.extend_from_slice("* Welcome, Вася. Rooms: main. Active room: main.\r\n".as_bytes());
+    assert_eq!(vasya.raw_line(), expected);
+    alice.expect("* [main] Вася joined");
+    // The client agrees to binary mode; from then on it sends plain UTF-8 and bare LFs.
+    vasya.send_bytes(b"\xff\xfb\x00");
+    vasya.send_bytes("Я учу Rust. Ёжик, щука, юла ☃\n".as_bytes());
+    vasya.expect("You: Я учу Rust. Ёжик, щука, юла ☃");
+    alice.expect("[main] Вася: Я учу Rust. Ёжик, щука, юла ☃");
 }
 
 #[test]

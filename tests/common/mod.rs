@@ -183,14 +183,19 @@ impl Client {
         self.writer.write_all(bytes).expect("write to the server");
     }
 
-    /// Reads one line, checking it ends with CRLF, and returns it without the line end.
-    pub fn line(&mut self) -> String {
+    /// Reads the bytes up to and including the next LF.
+    pub fn raw_line(&mut self) -> Vec<u8> {
         let mut raw = Vec::new();
         match self.reader.read_until(b'\n', &mut raw) {
             Ok(0) => panic!("connection closed while waiting for a line"),
-            Ok(_) => {}
+            Ok(_) => raw,
             Err(e) => panic!("no line within {LINE_TIMEOUT:?}: {e}"),
         }
+    }
+
+    /// Reads one line, checking it ends with CRLF, and returns it without the line end.
+    pub fn line(&mut self) -> String {
+        let raw = self.raw_line();
         let text = String::from_utf8(raw).expect("server lines are UTF-8");
         text.strip_suffix("\r\n")
             .unwrap_or_else(|| panic!("line without CRLF: {text:?}"))
