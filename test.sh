@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs the whole test suite, installing what it needs first (Debian packages via apt-get).
+# Usage: ./test.sh        (CI runs exactly this through .ci/run)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# Debian packages the suite needs: Xvfb and Tk for the desktop client's tests, Redis for
+# cluster mode, xauth for xvfb-run.
+needed=(xvfb xauth python3-tk redis-server)
+missing=()
+for pkg in "${needed[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+echo "== format and lints"
+cargo fmt --all -- --check
+cargo clippy --all-targets --quiet -- -D warnings
+
+echo "== Rust tests (unit, integration, doc)"
+cargo build --release --quiet
+cargo test --quiet
+
+if [ -f benches/load.rs ]; then
+  echo "== load harness smoke run"
+  cargo bench --quiet --bench load -- --smoke
+fi
+
+if [ -d clients/python/tests ]; then
+  echo "== Tk client tests (under Xvfb)"
+  CHAT_SERVER_BIN="$PWD/target/release/chat-server" \
+    xvfb-run -a -s "-screen 0 1280x800x24" \
+    /usr/bin/python3 -m unittest discover -s clients/python/tests -v
+fi
+echo "== all tests passed"
