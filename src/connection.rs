@@ -7,7 +7,7 @@
 //! output buffer limits: nobody else ever waits for it.
 
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::Shutdown;
+use std::net::{Shutdown, SocketAddr};
 
 use mio::net::TcpStream;
 
@@ -42,6 +42,8 @@ pub enum Flushed {
 pub struct Connection {
     /// The socket (non-blocking, registered edge-triggered for reading and writing).
     pub stream: TcpStream,
+    /// The client's address, for logs.
+    pub peer: SocketAddr,
     /// Splits the input into lines.
     pub decoder: LineDecoder,
     /// Where the connection is in its life.
@@ -55,9 +57,10 @@ pub struct Connection {
 
 impl Connection {
     /// Wraps an accepted socket.
-    pub fn new(stream: TcpStream) -> Self {
+    pub fn new(stream: TcpStream, peer: SocketAddr) -> Self {
         Self {
             stream,
+            peer,
             decoder: LineDecoder::new(),
             state: State::Open,
             dirty: false,

@@ -44,6 +44,8 @@ const BACKLOG: i32 = 4096;
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// How long accepting pauses when the process is out of file descriptors.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// At most one "server full" warning is logged per this interval.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// How long a graceful shutdown waits for clients to take their last lines.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -87,6 +89,9 @@ pub struct Server {
     /// Closed while the process was out of descriptors, to accept and turn one client away.
     spare_fd: Option<File>,
     accept_paused_until: Option<Instant>,
+    /// Clients turned away since the last warning about it, and when that was.
+    refused: u64,
+    last_refusal_warning: Option<Instant>,
     next_housekeeping: Instant,
     max_connections: usize,
     max_line: usize,
@@ -195,6 +200,8 @@ impl Server {
             unfinished_reads: Vec::new(),
             spare_fd: File::open("/dev/null").ok(),
             accept_paused_until: None,
+            refused: 0,
+            last_refusal_warning: None,
             next_housekeeping: Instant::now() + HOUSEKEEPING,
             max_connections: config.connection_limit(),
             max_line: config.max_line as usize,
@@ -325,11 +332,11 @@ impl Server {
                 return;
             };
             match listener.accept() {
-                Ok((stream, addr)) => self.admit(stream, addr),
+                Ok((stream, addr)) => self.admit(stream, addr, now),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if is_transient(&e) || e.kind() == ErrorKind::ConnectionAborted => {}
                 Err(e) if is_out_of_descriptors(&e) => {
-                    if !self.turn_one_away() {
+                    if !self.turn_one_away(now) {
                         warn!("out of file descriptors ({e}); pausing accepts briefly");
                         self.accept_paused_until = Some(now + ACCEPT_PAUSE);
                         return;
@@ -348,13 +355,13 @@ impl Server {
     ///
     /// Without this the client would sit in the backlog and the listener would keep reporting
     /// readiness that cannot be served.
-    fn turn_one_away(&mut self) -> bool {
+    fn turn_one_away(&mut self, now: Instant) -> bool {
         if self.spare_fd.take().is_none() {
             return false;
         }
         let turned_away = match self.listener.as_ref().map(TcpListener::accept) {
             Some(Ok((stream, addr))) => {
-                refuse(stream, addr);
+                self.refuse(stream, addr, now, "out of file descriptors");
                 true
             }
             _ => false,
@@ -363,9 +370,9 @@ impl Server {
         turned_away && self.spare_fd.is_some()
     }
 
-    fn admit(&mut self, mut stream: TcpStream, addr: SocketAddr) {
+    fn admit(&mut self, mut stream: TcpStream, addr: SocketAddr, now: Instant) {
         if self.core.connections.len() >= self.max_connections {
-            refuse(stream, addr);
+            self.refuse(stream, addr, now, "connection limit reached");
             return;
         }
         if let Err(e) = tune_socket(&stream) {
@@ -382,7 +389,7 @@ impl Server {
             warn!("{addr}: could not register connection: {e}");
             return;
         }
-        entry.insert(Connection::new(stream));
+        entry.insert(Connection::new(stream, addr));
         debug!("client {id} connected from {addr}");
         let (chat, mut outbox) = self.core.outbox();
         chat.connect(id, &mut outbox);
@@ -451,14 +458,17 @@ impl Server {
     fn reap(&mut self, now: Instant) {
         while let Some((id, reason)) = self.core.doomed.pop() {
             if let Some(conn) = self.core.connections.try_remove(id) {
+                let peer = conn.peer;
                 self.forget(conn);
                 match reason {
                     DropReason::SlowConsumer => info!(
-                        "client {id} dropped: output buffer passed {} bytes (not reading)",
+                        "client {id} ({peer}) dropped: output buffer passed {} bytes (not reading)",
                         self.core.sendq
                     ),
-                    DropReason::Eof => debug!("client {id} disconnected"),
-                    DropReason::Error(kind) => debug!("client {id} disconnected: {kind}"),
+                    DropReason::Eof => debug!("client {id} ({peer}) disconnected"),
+                    DropReason::Error(kind) => {
+                        debug!("client {id} ({peer}) disconnected: {kind}")
+                    }
                 }
             }
             let (chat, mut outbox) = self.core.outbox();
@@ -494,6 +504,27 @@ impl Server {
         dirty.clear();
         if self.core.dirty.is_empty() {
             self.core.dirty = dirty;
+        }
+    }
+
+    /// Tells a client the server is full and closes it; warns now and then, not per client.
+    fn refuse(&mut self, mut stream: TcpStream, addr: SocketAddr, now: Instant, why: &str) {
+        use std::io::Write;
+        // Best effort: a fresh socket's send buffer takes one short line.
+        let _ = stream.write(SERVER_FULL);
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        debug!("{addr}: refused ({why})");
+        self.refused += 1;
+        let due = self
+            .last_refusal_warning
+            .is_none_or(|last| now.duration_since(last) >= REFUSAL_LOG_INTERVAL);
+        if due {
+            warn!(
+                "server full ({why}): turned away {} client(s) since the last warning",
+                self.refused
+            );
+            self.refused = 0;
+            self.last_refusal_warning = Some(now);
         }
     }
 
@@ -569,16 +600,6 @@ fn tune_socket(stream: &TcpStream) -> io::Result<()> {
         .with_interval(Duration::from_secs(10))
         .with_retries(3);
     socket.set_tcp_keepalive(&keepalive)
-}
-
-/// Tells a client the server is full and closes it.
-fn refuse(stream: TcpStream, addr: SocketAddr) {
-    use std::io::Write;
-    let mut stream = stream;
-    // Best effort: a fresh socket's send buffer takes one short line.
-    let _ = stream.write(SERVER_FULL);
-    let _ = stream.shutdown(std::net::Shutdown::Write);
-    debug!("{addr}: refused, server full");
 }
 
 fn is_out_of_descriptors(error: &io::Error) -> bool {
