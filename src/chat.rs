@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::protocol::{name_key, strip_controls, validate_name, Command, LineError};
+use crate::roster::RemoteRoster;
 
 /// Identifies one client connection; the poll loop uses its slab key.
 pub type ClientId = usize;
@@ -33,6 +34,9 @@ pub trait Outbox {
     fn close(&mut self, to: ClientId);
     /// Observes a change that other nodes of a cluster need; standalone ignores it.
     fn publish(&mut self, _event: &Event<'_>) {}
+    /// Asks the shared registry whether `client` may take `nick` (only with
+    /// [`ChatConfig::shared_registry`]); the answer comes back through [`Chat::finish_claim`].
+    fn claim_nick(&mut self, _client: ClientId, _nick: &str, _rename: bool) {}
 }
 
 /// A change in the chat that concerns more than this node's own clients.
@@ -88,14 +92,20 @@ pub enum Event<'a> {
         /// The nick.
         nick: &'a str,
     },
-    /// A departed user's rooms were saved for restoration.
-    SessionSaved {
+    /// The rooms and active room to restore for a nick: published when its user departs and,
+    /// with a shared registry, whenever they change, so they survive the loss of this node.
+    Session {
         /// The nick.
         nick: &'a str,
         /// The rooms, in join order.
         rooms: &'a [String],
         /// The active room.
         active: &'a str,
+    },
+    /// A nick's saved rooms are void (its user renamed); only with a shared registry.
+    SessionDropped {
+        /// The nick.
+        nick: &'a str,
     },
     /// A saved session was taken up again (and is no longer saved).
     SessionRestored {
@@ -117,7 +127,27 @@ pub enum Presence<'a> {
     Renamed(&'a str),
 }
 
-/// Limits the chat logic enforces.
+/// The answer of a shared registry to [`Outbox::claim_nick`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The nick is the client's; with the rooms saved for it anywhere in the cluster, if any.
+    Granted(Option<SavedRooms>),
+    /// A live connection somewhere holds the nick.
+    InUse,
+    /// A rename onto a nick whose owner is away with a saved session.
+    Saved,
+}
+
+/// A departed user's rooms, as kept for restoration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedRooms {
+    /// The rooms, in join order.
+    pub rooms: Vec<String>,
+    /// The active room.
+    pub active: String,
+}
+
+/// Limits the chat logic enforces, and who decides nick ownership.
 #[derive(Debug, Clone)]
 pub struct ChatConfig {
     /// How long a departed user's session stays restorable.
@@ -126,6 +156,9 @@ pub struct ChatConfig {
     pub max_saved_sessions: usize,
     /// The longest accepted line, only used to word the error.
     pub max_line: usize,
+    /// Nick claims are decided by a cluster (through [`Outbox::claim_nick`]), and every change
+    /// of a user's rooms is published as [`Event::Session`].
+    pub shared_registry: bool,
 }
 
 impl Default for ChatConfig {
@@ -134,8 +167,20 @@ impl Default for ChatConfig {
             session_ttl: Duration::from_secs(86_400),
             max_saved_sessions: 100_000,
             max_line: 4096,
+            shared_registry: false,
         }
     }
+}
+
+/// Lines a client may send while its nick claim is being decided; they are handled after.
+const MAX_LINES_WHILE_CLAIMING: usize = 64;
+
+/// A `/nick` waiting for the shared registry's answer.
+#[derive(Debug)]
+struct PendingClaim {
+    nick: String,
+    /// Lines that arrived meanwhile, handled once the claim is decided.
+    queued: Vec<String>,
 }
 
 type RoomId = usize;
@@ -155,6 +200,8 @@ struct Client {
     /// Rooms in join order; `main` first for a fresh session.
     rooms: Vec<RoomId>,
     active: RoomId,
+    /// Set while a `/nick` waits for the shared registry.
+    claim: Option<Box<PendingClaim>>,
 }
 
 #[derive(Debug)]
@@ -188,6 +235,8 @@ pub struct Chat {
     /// Saved sessions by age: the TTL is fixed, so the oldest expires first.
     expiry: BTreeMap<u64, String>,
     next_seq: u64,
+    /// Users on other nodes of a cluster; empty standalone.
+    remote: RemoteRoster,
     /// Reused buffer in which each outgoing line is formatted once.
     line: Vec<u8>,
 }
@@ -228,6 +277,7 @@ impl Chat {
             saved: HashMap::new(),
             expiry: BTreeMap::new(),
             next_seq: 0,
+            remote: RemoteRoster::default(),
             line: Vec::with_capacity(256),
         }
     }
@@ -256,6 +306,7 @@ impl Chat {
             nick: None,
             rooms: Vec::new(),
             active: self.main,
+            claim: None,
         });
         self.notice(
             out,
@@ -289,7 +340,15 @@ impl Chat {
 
     /// One decoded line from client `id`.
     pub fn handle_line(&mut self, id: ClientId, line: &str, now: Instant, out: &mut impl Outbox) {
-        if self.client(id).is_none() {
+        let Some(client) = self.client_mut(id) else {
+            return;
+        };
+        if let Some(claim) = client.claim.as_mut() {
+            if claim.queued.len() < MAX_LINES_WHILE_CLAIMING {
+                claim.queued.push(line.to_string());
+            } else {
+                self.error(out, id, &["still checking your nick; line discarded"]);
+            }
             return;
         }
         let line = strip_controls(line);
@@ -345,7 +404,7 @@ impl Chat {
         out.publish(&Event::NickReleased {
             nick: &nick.display,
         });
-        out.publish(&Event::SessionSaved {
+        out.publish(&Event::Session {
             nick: &nick.display,
             rooms: &rooms,
             active: &active,
@@ -380,11 +439,9 @@ impl Chat {
         }
     }
 
-    /// Delivers an event that happened on another node to this node's members.
-    ///
-    /// Only events that show up on someone's screen are delivered; the others concern the shared
-    /// registry, which the cluster adapter keeps itself. Nothing is published again.
-    pub fn deliver_remote(&mut self, event: &Event<'_>, out: &mut impl Outbox) {
+    /// Takes in an event that happened on node `node`: delivers what shows on screens to this
+    /// node's members and keeps the picture of remote users up to date. Nothing is published.
+    pub fn deliver_remote(&mut self, node: &str, event: &Event<'_>, out: &mut impl Outbox) {
         match *event {
             Event::Said { room, nick, text } => {
                 if let Some(&room) = self.room_ids.get(&name_key(room)) {
@@ -401,6 +458,11 @@ impl Chat {
                 }
             }
             Event::Presence { room, nick, change } => {
+                match change {
+                    Presence::Joined => self.remote.joined(node, room, nick),
+                    Presence::Left | Presence::Disconnected => self.remote.left(node, room, nick),
+                    Presence::Renamed(old) => self.remote.renamed(node, old, nick),
+                }
                 if let Some(&room) = self.room_ids.get(&name_key(room)) {
                     self.announce_to(out, room, None, nick, change);
                 }
@@ -410,10 +472,61 @@ impl Chat {
                     self.send_parts(out, target, &["(PM) ", from, ": ", text]);
                 }
             }
-            Event::NickClaimed { .. }
-            | Event::NickReleased { .. }
-            | Event::SessionSaved { .. }
+            Event::NickClaimed { nick } => self.remote.online(node, nick),
+            Event::NickReleased { nick } => self.remote.offline(node, nick),
+            Event::Session { .. }
+            | Event::SessionDropped { .. }
             | Event::SessionRestored { .. } => {}
+        }
+    }
+
+    /// This node's rooms with their members, for another node that needs the full picture.
+    pub fn local_roster(&self) -> Vec<(String, Vec<String>)> {
+        self.rooms
+            .iter()
+            .filter(|(_, room)| !room.members.is_empty())
+            .map(|(_, room)| {
+                let nicks = room
+                    .members
+                    .iter()
+                    .filter_map(|&m| self.nick_of(m).map(|n| n.display.clone()))
+                    .collect();
+                (room.name.clone(), nicks)
+            })
+            .collect()
+    }
+
+    /// The nicks held by this node's connections.
+    pub fn local_nicks(&self) -> Vec<String> {
+        self.clients
+            .iter()
+            .flatten()
+            .filter_map(|c| c.nick.as_ref().map(|n| n.display.clone()))
+            .collect()
+    }
+
+    /// Replaces what is known of `node`'s users with its full roster.
+    pub fn replace_remote_roster(&mut self, node: &str, rooms: &[(String, Vec<String>)]) {
+        self.remote.replace_node(node, rooms);
+    }
+
+    /// Forgets the users of `node`, which stopped or lost contact.
+    pub fn forget_node(&mut self, node: &str) {
+        self.remote.forget_node(node);
+    }
+
+    /// Forgets every remote user (this node lost contact with the cluster).
+    pub fn forget_remote_users(&mut self) {
+        self.remote.clear();
+    }
+
+    /// Sends a notice to every named client (cluster status changes).
+    pub fn notify_all(&mut self, text: &str, out: &mut impl Outbox) {
+        fill_line(&mut self.line, &["* ", text]);
+        for (id, client) in self.clients.iter().enumerate() {
+            if client.as_ref().is_some_and(|c| c.nick.is_some()) {
+                out.send(id, &self.line);
+            }
         }
     }
 
@@ -463,8 +576,10 @@ impl Chat {
         let current = self.nick_of(id).map(|n| n.key.clone());
         if current.as_deref() == Some(key.as_str()) {
             self.rename(id, name, key, out);
-        } else if self.nicks.contains_key(&key) {
+        } else if self.nicks.contains_key(&key) || self.remote.user(name).is_some() {
             self.error(out, id, &["nick ", name, " is in use"]);
+        } else if self.config.shared_registry {
+            self.start_claim(id, name, current.is_some(), out);
         } else if current.is_some() {
             if self.has_saved_session(&key, now) {
                 self.error(
@@ -482,8 +597,91 @@ impl Chat {
                 self.rename(id, name, key, out);
             }
         } else {
-            self.log_in(id, name, key, now, out);
+            let restored = self.take_saved_session(&key, now);
+            self.log_in(id, name, key, restored, out);
         }
+    }
+
+    /// Asks the shared registry for `name`; lines from the client wait until it answers.
+    fn start_claim(&mut self, id: ClientId, name: &str, rename: bool, out: &mut impl Outbox) {
+        if let Some(client) = self.client_mut(id) {
+            client.claim = Some(Box::new(PendingClaim {
+                nick: name.to_string(),
+                queued: Vec::new(),
+            }));
+            out.claim_nick(id, name, rename);
+        }
+    }
+
+    /// The shared registry's answer to a claim of `nick` by client `id`.
+    ///
+    /// Completes the `/nick` (restoring the rooms the registry had saved, else any saved here),
+    /// then handles the lines the client sent meanwhile. A grant for a client that is gone is
+    /// given back with [`Event::NickReleased`].
+    pub fn finish_claim(
+        &mut self,
+        id: ClientId,
+        nick: &str,
+        outcome: ClaimOutcome,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) {
+        let claim = self
+            .client_mut(id)
+            .and_then(|c| c.claim.take_if(|claim| claim.nick == nick));
+        let Some(claim) = claim else {
+            if matches!(outcome, ClaimOutcome::Granted(_)) {
+                out.publish(&Event::NickReleased { nick });
+            }
+            return;
+        };
+        let key = name_key(nick);
+        let outcome = match outcome {
+            // Another local client got it meanwhile; the registry entry is that client's.
+            ClaimOutcome::Granted(_) if self.nicks.contains_key(&key) => ClaimOutcome::InUse,
+            other => other,
+        };
+        match outcome {
+            ClaimOutcome::Granted(_) if self.nick_of(id).is_some() => {
+                self.rename(id, nick, key, out);
+            }
+            ClaimOutcome::Granted(saved) => {
+                let local = self.take_saved_session(&key, now);
+                let restored = saved.or(local.map(|s| SavedRooms {
+                    rooms: s.rooms,
+                    active: s.active,
+                }));
+                self.log_in(id, nick, key, restored, out);
+            }
+            ClaimOutcome::InUse => self.error(out, id, &["nick ", nick, " is in use"]),
+            ClaimOutcome::Saved => self.error(
+                out,
+                id,
+                &[
+                    "nick ",
+                    nick,
+                    " has a saved session; log in as ",
+                    nick,
+                    " to restore it",
+                ],
+            ),
+        }
+        for line in claim.queued {
+            self.handle_line(id, &line, now, out);
+        }
+    }
+
+    /// Removes and returns the unexpired saved session of nick `key`.
+    fn take_saved_session(&mut self, key: &str, now: Instant) -> Option<SavedRooms> {
+        if !self.has_saved_session(key, now) {
+            return None;
+        }
+        let saved = self.saved.remove(key)?;
+        self.expiry.remove(&saved.seq);
+        Some(SavedRooms {
+            rooms: saved.rooms,
+            active: saved.active,
+        })
     }
 
     fn has_saved_session(&self, key: &str, now: Instant) -> bool {
@@ -498,17 +696,9 @@ impl Chat {
         id: ClientId,
         name: &str,
         key: String,
-        now: Instant,
+        restored: Option<SavedRooms>,
         out: &mut impl Outbox,
     ) {
-        let restored = if self.has_saved_session(&key, now) {
-            self.saved.remove(&key)
-        } else {
-            None
-        };
-        if let Some(saved) = &restored {
-            self.expiry.remove(&saved.seq);
-        }
         self.nicks.insert(key.clone(), id);
         let (room_names, active_name) = match &restored {
             Some(saved) => (saved.rooms.clone(), saved.active.clone()),
@@ -562,6 +752,31 @@ impl Chat {
         for room in rooms {
             self.announce(out, room, id, name, Presence::Joined);
         }
+        self.publish_session(id, out);
+    }
+
+    /// With a shared registry, publishes the client's current rooms so another node can
+    /// restore them even if this one dies.
+    fn publish_session(&self, id: ClientId, out: &mut impl Outbox) {
+        if !self.config.shared_registry {
+            return;
+        }
+        let Some(client) = self.client(id) else {
+            return;
+        };
+        let Some(nick) = client.nick.as_ref() else {
+            return;
+        };
+        let rooms: Vec<String> = client
+            .rooms
+            .iter()
+            .map(|&r| self.rooms[r].name.clone())
+            .collect();
+        out.publish(&Event::Session {
+            nick: &nick.display,
+            rooms: &rooms,
+            active: &self.rooms[client.active].name,
+        });
     }
 
     /// `/nick` by a named client: a new nick, or a new spelling of the same one.
@@ -589,6 +804,9 @@ impl Chat {
             self.nicks.insert(key, id);
             out.publish(&Event::NickReleased { nick: &old.display });
             out.publish(&Event::NickClaimed { nick: name });
+            if self.config.shared_registry {
+                out.publish(&Event::SessionDropped { nick: &old.display });
+            }
         }
         self.notice(
             out,
@@ -598,6 +816,7 @@ impl Chat {
         for room in rooms {
             self.announce(out, room, id, name, Presence::Renamed(&old.display));
         }
+        self.publish_session(id, out);
     }
 
     fn join(&mut self, id: ClientId, room_name: &str, out: &mut impl Outbox) {
@@ -617,6 +836,7 @@ impl Chat {
         client.active = room;
         if client.rooms.contains(&room) {
             self.notice(out, id, &["Active room: ", &name, "."]);
+            self.publish_session(id, out);
             return;
         }
         client.rooms.push(room);
@@ -627,6 +847,7 @@ impl Chat {
             .map(|n| n.display.clone())
             .unwrap_or_default();
         self.announce(out, room, id, &nick, Presence::Joined);
+        self.publish_session(id, out);
     }
 
     fn leave(&mut self, id: ClientId, room_name: &str, out: &mut impl Outbox) {
@@ -671,64 +892,86 @@ impl Chat {
             .unwrap_or_default();
         self.announce(out, room, id, &nick, Presence::Left);
         self.drop_if_empty(room);
+        self.publish_session(id, out);
     }
 
+    /// `/rooms`: every room with members here or, in a cluster, on other nodes.
     fn list_rooms(&mut self, id: ClientId, out: &mut impl Outbox) {
-        let mut rooms: Vec<&Room> = self.rooms.iter().map(|(_, r)| r).collect();
-        rooms.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut rooms: HashMap<&str, (&str, usize)> = self
+            .rooms
+            .iter()
+            .map(|(_, r)| (r.key.as_str(), (r.name.as_str(), r.members.len())))
+            .collect();
+        for (key, name, count) in self.remote.rooms() {
+            rooms.entry(key).or_insert((name, 0)).1 += count;
+        }
+        let mut rooms: Vec<(&str, (&str, usize))> = rooms.into_iter().collect();
+        rooms.sort_unstable_by_key(|&(key, _)| key);
         let list = rooms
             .iter()
-            .map(|r| format!("{} ({})", r.name, r.members.len()))
+            .map(|(_, (name, count))| format!("{name} ({count})"))
             .collect::<Vec<_>>()
             .join(", ");
         let count = rooms.len().to_string();
         self.notice(out, id, &["Rooms (", &count, "): ", &list]);
     }
 
+    /// `/who`: the members of a room, here and on other nodes.
     fn who(&mut self, id: ClientId, room_name: Option<&str>, out: &mut impl Outbox) {
-        let room = match room_name {
-            None => self.client(id).map(|c| c.active),
-            Some(name) => self.room_ids.get(&name_key(name)).copied(),
+        let key = match room_name {
+            None => self.client(id).map(|c| self.rooms[c.active].key.clone()),
+            Some(name) => Some(name_key(name)),
         };
-        let Some(room) = room else {
-            self.error(out, id, &["no such room: ", room_name.unwrap_or_default()]);
-            return;
+        let key = key.unwrap_or_default();
+        let local = self.room_ids.get(&key).map(|&room| &self.rooms[room]);
+        let name = match local {
+            Some(room) => room.name.as_str(),
+            None => match self.remote.room_name(&key) {
+                Some(name) => name,
+                None => {
+                    self.error(out, id, &["no such room: ", room_name.unwrap_or_default()]);
+                    return;
+                }
+            },
         };
-        let mut nicks: Vec<&Nick> = self.rooms[room]
-            .members
-            .iter()
-            .filter_map(|&m| self.nick_of(m))
+        let mut nicks: Vec<&str> = local
+            .into_iter()
+            .flat_map(|room| room.members.iter())
+            .filter_map(|&m| self.nick_of(m).map(|n| n.display.as_str()))
+            .chain(self.remote.members(&key))
             .collect();
-        nicks.sort_by(|a, b| a.key.cmp(&b.key));
-        let list = nicks
-            .iter()
-            .map(|n| n.display.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
+        nicks.sort_by_cached_key(|nick| name_key(nick));
+        let list = nicks.join(", ");
         let count = nicks.len().to_string();
-        let name = self.rooms[room].name.clone();
+        let name = name.to_string();
         self.notice(out, id, &["Members of ", &name, " (", &count, "): ", &list]);
     }
 
+    /// `/msg`: straight to a local user, through the cluster to a remote one.
     fn private(&mut self, id: ClientId, to: &str, text: &str, out: &mut impl Outbox) {
         let from = self
             .nick_of(id)
             .map(|n| n.display.clone())
             .unwrap_or_default();
-        let Some(&target) = self.nicks.get(&name_key(to)) else {
+        let target_name = if let Some(&target) = self.nicks.get(&name_key(to)) {
+            let target_name = self
+                .nick_of(target)
+                .map(|n| n.display.clone())
+                .unwrap_or_default();
+            self.send_parts(out, target, &["(PM) ", &from, ": ", text]);
+            target_name
+        } else if let Some(user) = self.remote.user(to) {
+            let target_name = user.nick.clone();
             out.publish(&Event::Private {
                 from: &from,
-                to,
+                to: &target_name,
                 text,
             });
+            target_name
+        } else {
             self.error(out, id, &["no such user: ", to]);
             return;
         };
-        let target_name = self
-            .nick_of(target)
-            .map(|n| n.display.clone())
-            .unwrap_or_default();
-        self.send_parts(out, target, &["(PM) ", &from, ": ", text]);
         self.send_parts(out, id, &["(PM to ", &target_name, ") You: ", text]);
     }
 

@@ -75,6 +75,16 @@ pub struct Config {
         value_name = "N"
     )]
     pub max_saved_sessions: usize,
+
+    /// Cluster mode: share rooms, nicks and sessions with other nodes through this Redis server
+    /// (e.g. redis://127.0.0.1:6379/). Without it the server runs standalone.
+    #[arg(long, env = "CHAT_REDIS", value_name = "URL")]
+    pub redis: Option<String>,
+
+    /// This node's name in the cluster; must be unique among the nodes.
+    /// [default: the listen address]
+    #[arg(long, env = "CHAT_NODE", value_name = "NAME")]
+    pub node: Option<String>,
 }
 
 impl Config {
@@ -88,6 +98,8 @@ impl Config {
             sendq: 1 << 20,
             session_ttl: 86_400,
             max_saved_sessions: 100_000,
+            redis: None,
+            node: None,
         }
     }
 
@@ -97,7 +109,13 @@ impl Config {
             session_ttl: Duration::from_secs(self.session_ttl),
             max_saved_sessions: self.max_saved_sessions,
             max_line: self.max_line as usize,
+            shared_registry: self.redis.is_some(),
         }
+    }
+
+    /// This node's cluster name: `--node`, else the listen address.
+    pub fn node_name(&self) -> String {
+        self.node.clone().unwrap_or_else(|| self.listen.to_string())
     }
 
     /// The connection limit: the flag, or what the open-file limit allows.

@@ -3,6 +3,7 @@
 //!
 //! - [`protocol`]: bytes to lines, lines to commands, name rules;
 //! - [`chat`]: sessions, rooms and commands, free of I/O;
+//! - [`roster`]: what a cluster node knows of users on the other nodes;
 //! - [`connection`]: one socket with its decoder and bounded output buffer;
 //! - [`server`]: the poll loop tying them together;
 //! - [`config`]: command-line and environment settings.
@@ -24,4 +25,5 @@ pub mod chat;
 pub mod config;
 pub mod connection;
 pub mod protocol;
+pub mod roster;
 pub mod server;
