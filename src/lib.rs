@@ -4,6 +4,7 @@
 //! - [`protocol`]: bytes to lines, lines to commands, name rules;
 //! - [`chat`]: sessions, rooms and commands, free of I/O;
 //! - [`roster`]: what a cluster node knows of users on the other nodes;
+//! - [`cluster`]: cluster mode, the adapter between the chat and Redis;
 //! - [`connection`]: one socket with its decoder and bounded output buffer;
 //! - [`server`]: the poll loop tying them together;
 //! - [`config`]: command-line and environment settings.
@@ -22,6 +23,7 @@
 //! ```
 
 pub mod chat;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod protocol;

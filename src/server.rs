@@ -25,7 +25,8 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 
-use crate::chat::{Chat, ClientId, Outbox, SERVER_FULL};
+use crate::chat::{Chat, ClientId, Event, Outbox, SERVER_FULL};
+use crate::cluster::{Action, Cluster};
 use crate::config::Config;
 use crate::connection::{is_transient, Connection, Flushed, State};
 use crate::protocol::Decoded;
@@ -106,11 +107,14 @@ struct Core {
     /// Connections to drop at the end of this turn.
     doomed: Vec<(ClientId, DropReason)>,
     sendq: usize,
+    /// Cluster mode's link to Redis; `None` standalone.
+    cluster: Option<Cluster>,
 }
 
-/// The chat's [`Outbox`] on top of the connections.
+/// The chat's [`Outbox`] on top of the connections (and, in cluster mode, Redis).
 struct LoopOutbox<'a> {
     connections: &'a mut Slab<Connection>,
+    cluster: Option<&'a mut Cluster>,
     dirty: &'a mut Vec<ClientId>,
     doomed: &'a mut Vec<(ClientId, DropReason)>,
     sendq: usize,
@@ -141,6 +145,18 @@ impl Outbox for LoopOutbox<'_> {
             }
         }
     }
+
+    fn publish(&mut self, event: &Event<'_>) {
+        if let Some(cluster) = self.cluster.as_deref_mut() {
+            cluster.publish(event);
+        }
+    }
+
+    fn claim_nick(&mut self, client: ClientId, nick: &str, rename: bool) {
+        if let Some(cluster) = self.cluster.as_deref_mut() {
+            cluster.claim(client, nick, rename);
+        }
+    }
 }
 
 fn mark_dirty(conn: &mut Connection, id: ClientId, dirty: &mut Vec<ClientId>) {
@@ -156,11 +172,54 @@ impl Core {
             &mut self.chat,
             LoopOutbox {
                 connections: &mut self.connections,
+                cluster: self.cluster.as_mut(),
                 dirty: &mut self.dirty,
                 doomed: &mut self.doomed,
                 sendq: self.sendq,
             },
         )
+    }
+
+    /// Carries out one piece of cluster news on the chat.
+    fn apply_cluster_action(&mut self, action: Action, now: Instant) {
+        let (chat, mut outbox) = self.outbox();
+        match action {
+            Action::Deliver(node, message) => {
+                if let Some(event) = message.event() {
+                    chat.deliver_remote(&node, &event, &mut outbox);
+                }
+            }
+            Action::FinishClaim(client, nick, outcome) => {
+                chat.finish_claim(client, &nick, outcome, now, &mut outbox);
+            }
+            Action::Roster(node, rooms) => chat.replace_remote_roster(&node, &rooms),
+            Action::ForgetNode(node) => chat.forget_node(&node),
+            Action::SendRoster => {
+                let roster = chat.local_roster();
+                if let Some(cluster) = outbox.cluster {
+                    cluster.send_roster(roster);
+                }
+            }
+            Action::Connected | Action::Restored => {
+                if matches!(action, Action::Restored) {
+                    info!("cluster: Redis is back; cross-node delivery restored");
+                    chat.notify_all("Cross-node delivery restored.", &mut outbox);
+                }
+                let (nicks, roster) = (chat.local_nicks(), chat.local_roster());
+                if let Some(cluster) = outbox.cluster {
+                    cluster.rejoin(nicks);
+                    cluster.send_roster(roster);
+                }
+            }
+            Action::Lost => {
+                chat.forget_remote_users();
+                chat.notify_all(
+                    "Cross-node delivery paused: this server lost contact with the cluster. \
+                     Your rooms keep working here; it will reconnect by itself.",
+                    &mut outbox,
+                );
+            }
+        }
     }
 
     fn doom(&mut self, id: ClientId, reason: DropReason) {
@@ -182,6 +241,17 @@ impl Server {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let cluster = match &config.redis {
+            Some(url) => {
+                let node = config.node_name();
+                let ttl = Duration::from_secs(config.session_ttl);
+                let cluster = Cluster::start(url, node, ttl, Arc::clone(&waker))
+                    .map_err(|e| io::Error::new(ErrorKind::InvalidInput, e))?;
+                info!("cluster mode: node {} on {url}", cluster.node());
+                Some(cluster)
+            }
+            None => None,
+        };
         Ok(Server {
             poll,
             listener: Some(listener),
@@ -195,6 +265,7 @@ impl Server {
                 dirty: Vec::new(),
                 doomed: Vec::new(),
                 sendq: config.sendq as usize,
+                cluster,
             },
             read_buf: vec![0; READ_BUFFER],
             unfinished_reads: Vec::new(),
@@ -270,6 +341,7 @@ impl Server {
                 }
             }
             self.housekeeping(now);
+            self.take_cluster_news(now);
             self.settle(now);
         }
         self.shut_down();
@@ -288,6 +360,10 @@ impl Server {
         }
         if let Some(until) = self.accept_paused_until {
             deadline = Some(deadline.map_or(until, |d: Instant| d.min(until)));
+        }
+        if let Some(cluster) = &self.core.cluster {
+            let tick = cluster.next_tick();
+            deadline = Some(deadline.map_or(tick, |d: Instant| d.min(tick)));
         }
         deadline.map(|d| d.saturating_duration_since(now))
     }
@@ -309,6 +385,20 @@ impl Server {
         if now >= self.next_housekeeping {
             self.next_housekeeping = now + HOUSEKEEPING;
             self.core.chat.expire_sessions(now);
+        }
+    }
+
+    /// Applies what the Redis threads reported, and the cluster's heartbeat.
+    fn take_cluster_news(&mut self, now: Instant) {
+        let Some(cluster) = self.core.cluster.as_mut() else {
+            return;
+        };
+        let mut actions = cluster.drain(now);
+        if now >= cluster.next_tick() {
+            actions.extend(cluster.tick(now).into_iter().map(Action::ForgetNode));
+        }
+        for action in actions {
+            self.core.apply_cluster_action(action, now);
         }
     }
 
@@ -578,6 +668,9 @@ impl Server {
             "stopped ({} clients had not taken their last lines)",
             self.core.connections.len()
         );
+        if let Some(cluster) = self.core.cluster.take() {
+            cluster.stop(self.core.chat.local_nicks());
+        }
     }
 }
 

@@ -251,3 +251,65 @@ impl Client {
         &self.writer
     }
 }
+
+/// A real `redis-server` on a free loopback port, without persistence, killed on drop.
+pub struct RedisServer {
+    child: Option<Child>,
+    pub port: u16,
+}
+
+impl RedisServer {
+    /// Starts `redis-server` and waits until it answers.
+    pub fn start() -> Self {
+        let port = free_addr().port();
+        let mut redis = Self { child: None, port };
+        redis.launch();
+        redis
+    }
+
+    /// The URL to pass to `--redis`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Kills the server (SIGKILL): clients see the connection drop.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port (empty, as after a crash without persistence).
+    pub fn launch(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (./test.sh installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + LINE_TIMEOUT;
+        loop {
+            if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let mut reply = [0u8; 7];
+                if stream.write_all(b"PING\r\n").is_ok()
+                    && std::io::Read::read(&mut stream, &mut reply).is_ok_and(|n| n > 0)
+                    && reply.starts_with(b"+PONG")
+                {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

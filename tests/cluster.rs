@@ -1,0 +1,204 @@
+//! Cluster mode against a real `redis-server`: several real `chat-server` processes sharing
+//! rooms, nicks and sessions, and what happens when a node or Redis dies.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{BinaryServer, Client, RedisServer};
+
+/// A node of the cluster: the real binary pointed at `redis`.
+fn node(redis: &RedisServer, name: &str) -> BinaryServer {
+    BinaryServer::start(&[
+        "--redis",
+        &redis.url(),
+        "--node",
+        name,
+        "--log-level",
+        "warn",
+    ])
+}
+
+/// Logs in on a cluster node, where the nick claim takes a round trip to Redis.
+fn login(server: &BinaryServer, nick: &str) -> Client {
+    Client::login(server.addr, nick)
+}
+
+/// Sends `line` until `check` accepts the answer; for conditions that become true with time
+/// (a node noticing another, a TTL running out). Gives up after `limit`.
+fn retry_until(
+    client: &mut Client,
+    line: &str,
+    limit: Duration,
+    check: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        client.send(line);
+        let answer = client.line();
+        if check(&answer) {
+            return answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {answer:?} after {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn rooms_span_nodes_both_ways() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "a"), node(&redis, "b"));
+    let mut alice = login(&a, "alice");
+    let mut vasya = login(&b, "Вася");
+    alice.expect("* [main] Вася joined");
+
+    alice.ask("привет с узла a", "You: привет с узла a");
+    // Presence crosses nodes asynchronously: "alice joined" may reach vasya after his login.
+    vasya.wait_for(1, |l| l == "[main] alice: привет с узла a");
+    vasya.ask("/me машет", "You: * Вася машет");
+    alice.expect("[main] * Вася машет");
+
+    vasya.ask("/join dev", "* Joined dev. Active room: dev.");
+    // Node a learns of the join asynchronously.
+    retry_until(&mut alice, "/who dev", Duration::from_secs(10), |l| {
+        l == "* Members of dev (1): Вася"
+    });
+    alice.ask("/join dev", "* Joined dev. Active room: dev.");
+    vasya.expect("* [dev] alice joined");
+    alice.ask("/who", "* Members of dev (2): alice, Вася");
+    alice.ask("/rooms", "* Rooms (2): dev (2), main (2)");
+    alice.ask("/msg вася лично", "(PM to Вася) You: лично");
+    vasya.expect("(PM) alice: лично");
+    vasya.ask("/leave dev", "* Left dev. Active room: main.");
+    alice.expect("* [dev] Вася left");
+}
+
+#[test]
+fn a_node_does_not_deliver_its_own_messages_twice() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "a"), node(&redis, "b"));
+    let mut one = login(&a, "one");
+    let mut two = login(&a, "two");
+    one.expect("* [main] two joined");
+    let mut far = login(&b, "far");
+    one.expect("* [main] far joined");
+    two.expect("* [main] far joined");
+    one.ask("once", "You: once");
+    two.expect("[main] one: once");
+    far.wait_for(2, |l| l == "[main] one: once");
+    // Had the echo from Redis been delivered too, it would come before this.
+    far.ask("marker", "You: marker");
+    two.expect("[main] far: marker");
+    one.expect("[main] far: marker");
+}
+
+#[test]
+fn a_nick_is_unique_across_nodes() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "a"), node(&redis, "b"));
+    let _alice = login(&a, "alice");
+    let mut other = Client::connect(b.addr);
+    other.ask("/nick ALICE", "! nick ALICE is in use");
+    other.ask(
+        "/nick bob",
+        "* Welcome, bob. Rooms: main. Active room: main.",
+    );
+    other.ask("/nick alice", "! nick alice is in use");
+}
+
+#[test]
+fn a_session_restores_on_another_node() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "a"), node(&redis, "b"));
+    let mut alice = login(&a, "alice");
+    alice.ask("/join dev", "* Joined dev. Active room: dev.");
+    alice.ask("/join кухня", "* Joined кухня. Active room: кухня.");
+    alice.ask("/join dev", "* Active room: dev.");
+    alice.send("/quit");
+    alice.read_until_closed();
+    // Node a frees the nick asynchronously; a client reconnecting at once may need a retry.
+    let mut back = Client::connect(b.addr);
+    let answer = retry_until(&mut back, "/nick alice", Duration::from_secs(10), |l| {
+        l != "! nick alice is in use"
+    });
+    assert_eq!(
+        answer,
+        "* Welcome back, alice. Rooms: main, dev, кухня. Active room: dev."
+    );
+}
+
+#[test]
+fn a_killed_node_frees_its_nicks_and_sessions_move() {
+    let redis = RedisServer::start();
+    let (mut a, b) = (node(&redis, "a"), node(&redis, "b"));
+    let mut alice = login(&a, "alice");
+    alice.ask("/join ops", "* Joined ops. Active room: ops.");
+    let mut bob = login(&b, "bob");
+    retry_until(&mut bob, "/who", Duration::from_secs(10), |l| {
+        l == "* Members of main (2): alice, bob"
+    });
+
+    a.signal(libc::SIGKILL);
+    assert_eq!(
+        a.wait_exit(Duration::from_secs(10)),
+        None,
+        "killed, no exit code"
+    );
+    drop(alice);
+    // Node b notices node a is gone and forgets its users.
+    retry_until(&mut bob, "/who", Duration::from_secs(45), |l| {
+        l == "* Members of main (1): bob"
+    });
+
+    // The nick stays taken until node a's registration runs out (about 30 s), then alice can
+    // log in on node b and gets her rooms back.
+    let mut back = Client::connect(b.addr);
+    let answer = retry_until(&mut back, "/nick alice", Duration::from_secs(45), |l| {
+        l != "! nick alice is in use"
+    });
+    assert_eq!(
+        answer,
+        "* Welcome back, alice. Rooms: main, ops. Active room: ops."
+    );
+    bob.wait_for(5, |l| l == "* [main] alice joined");
+}
+
+#[test]
+fn losing_redis_keeps_local_rooms_working_and_recovers() {
+    let mut redis = RedisServer::start();
+    let (a, b) = (node(&redis, "a"), node(&redis, "b"));
+    let mut alice = login(&a, "alice");
+    let mut anna = login(&a, "anna");
+    alice.expect("* [main] anna joined");
+    let mut bob = login(&b, "bob");
+    alice.expect("* [main] bob joined");
+    anna.expect("* [main] bob joined");
+
+    redis.kill();
+    let paused = "* Cross-node delivery paused: this server lost contact with the cluster. \
+                  Your rooms keep working here; it will reconnect by itself.";
+    alice.expect(paused);
+    anna.expect(paused);
+    bob.expect(paused);
+    alice.ask("still here?", "You: still here?");
+    anna.expect("[main] alice: still here?");
+
+    redis.launch();
+    alice.expect("* Cross-node delivery restored.");
+    anna.expect("* Cross-node delivery restored.");
+    bob.expect("* Cross-node delivery restored.");
+    // The nodes re-registered their nicks and swapped rosters.
+    let mut intruder = Client::connect(b.addr);
+    retry_until(&mut intruder, "/nick alice", Duration::from_secs(15), |l| {
+        l == "! nick alice is in use"
+    });
+    retry_until(&mut bob, "/who", Duration::from_secs(15), |l| {
+        l == "* Members of main (3): alice, anna, bob"
+    });
+    bob.ask("back together", "You: back together");
+    alice.wait_for(5, |l| l == "[main] bob: back together");
+    anna.wait_for(5, |l| l == "[main] bob: back together");
+}
