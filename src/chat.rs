@@ -520,6 +520,13 @@ impl Chat {
         self.remote.clear();
     }
 
+    /// Publishes every named client's rooms again (the cluster's store may have lost them).
+    pub fn republish_sessions(&self, out: &mut impl Outbox) {
+        for id in 0..self.clients.len() {
+            self.publish_session(id, out);
+        }
+    }
+
     /// Sends a notice to every named client (cluster status changes).
     pub fn notify_all(&mut self, text: &str, out: &mut impl Outbox) {
         fill_line(&mut self.line, &["* ", text]);

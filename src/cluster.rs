@@ -35,6 +35,8 @@ pub const NICK_TTL: Duration = Duration::from_secs(30);
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// A node not heard from for this long is taken for dead and its users forgotten.
 pub const NODE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Jobs sent to Redis in one pipelined round trip at most.
+const MAX_BATCH: usize = 512;
 /// Jobs queued for the worker at most; past it, publications are dropped (and counted).
 const JOB_QUEUE: usize = 65_536;
 /// Reconnection backoff bounds.
@@ -67,6 +69,17 @@ for _, key in ipairs(KEYS) do
 end
 return lost
 ";
+
+/// Sets the cluster's epoch if it has none, and returns it.
+const EPOCH_SCRIPT: &str = r"
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('GET', KEYS[1])
+";
+/// The key whose value changes only when Redis loses its data.
+const EPOCH_KEY: &str = "chat:epoch";
+/// How long claims wait after Redis lost its data: long enough for every node to reconnect
+/// (at most [`BACKOFF_MAX`] apart) and re-register its nicks.
+const AMNESIA_GRACE: Duration = Duration::from_secs(8);
 
 /// Deletes a nick's entry if this node holds it.
 const RELEASE_SCRIPT: &str = r"
@@ -322,6 +335,9 @@ impl Cluster {
             session_ttl,
             held: HashSet::new(),
             notify: notify.clone(),
+            epoch: None,
+            claims_wait_until: None,
+            waiting_claims: Vec::new(),
         };
         let subscriber = Subscriber {
             client,
@@ -585,6 +601,16 @@ fn session_key(nick: &str) -> String {
     format!("chat:session:{}", name_key(nick))
 }
 
+/// Sends a pipeline, if it holds anything, and empties it.
+fn flush(pipe: &mut redis::Pipeline, con: &mut redis::Connection) -> redis::RedisResult<()> {
+    if pipe.is_empty() {
+        return Ok(());
+    }
+    let result = pipe.exec(con);
+    *pipe = redis::pipe();
+    result
+}
+
 /// Doubles a backoff delay up to the cap.
 fn next_backoff(current: Duration) -> Duration {
     (current * 2).min(BACKOFF_MAX)
@@ -598,6 +624,26 @@ fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
     Ok(connection)
 }
 
+/// The worker's connection and its reconnection state.
+struct Link {
+    connection: Option<redis::Connection>,
+    backoff: Duration,
+    retry_at: Instant,
+    /// When a command last succeeded.
+    last_ok: Instant,
+}
+
+impl Link {
+    fn new() -> Self {
+        Self {
+            connection: None,
+            backoff: BACKOFF_MIN,
+            retry_at: Instant::now(),
+            last_ok: Instant::now(),
+        }
+    }
+}
+
 /// The thread that runs Redis commands for the loop.
 struct Worker {
     client: redis::Client,
@@ -606,64 +652,122 @@ struct Worker {
     /// Nicks this node holds, refreshed every heartbeat.
     held: HashSet<String>,
     notify: Notifier,
+    /// The value of `chat:epoch` last seen: a change means Redis lost its data.
+    epoch: Option<String>,
+    /// After Redis lost its data, claims wait until every node had time to re-register.
+    claims_wait_until: Option<Instant>,
+    waiting_claims: Vec<Job>,
 }
 
 impl Worker {
     fn run(mut self, jobs: Receiver<Job>) {
-        let mut connection: Option<redis::Connection> = None;
-        let mut backoff = BACKOFF_MIN;
-        let mut retry_at = Instant::now();
+        let mut link = Link::new();
         let mut next_refresh = Instant::now() + HEARTBEAT;
         loop {
-            if self.notify.stopping() {
-                // Publish what is queued (the goodbye) before leaving.
-                while let Ok(job) = jobs.try_recv() {
-                    if let Some(con) = connection.as_mut() {
-                        let _ = self.execute(con, job);
-                    }
-                }
-                return;
-            }
-            let job = match jobs.recv_timeout(Duration::from_millis(200)) {
-                Ok(job) => Some(job),
-                Err(RecvTimeoutError::Timeout) => None,
+            let stopping = self.notify.stopping();
+            let mut batch: Vec<Job> = match jobs.recv_timeout(Duration::from_millis(200)) {
+                Ok(job) => vec![job],
+                Err(RecvTimeoutError::Timeout) => Vec::new(),
                 Err(RecvTimeoutError::Disconnected) => return,
             };
-            if connection.is_none() && Instant::now() >= retry_at {
-                match connect(&self.client) {
-                    Ok(con) => {
-                        info!("Redis worker connected");
-                        connection = Some(con);
-                        backoff = BACKOFF_MIN;
-                    }
-                    Err(e) => {
-                        debug!("Redis worker cannot connect: {e}");
-                        retry_at = Instant::now() + backoff;
-                        backoff = next_backoff(backoff);
-                    }
-                }
+            // Take everything already queued: one pipelined round trip instead of many.
+            batch.extend(jobs.try_iter().take(MAX_BATCH));
+            if self
+                .claims_wait_until
+                .is_some_and(|until| Instant::now() >= until)
+            {
+                self.claims_wait_until = None;
+                batch.splice(0..0, std::mem::take(&mut self.waiting_claims));
             }
-            if let Some(job) = job {
-                match connection.as_mut() {
-                    Some(con) => {
-                        if let Err(e) = self.execute(con, job) {
-                            warn!("Redis command failed: {e}");
-                            connection = None;
-                        }
-                    }
-                    None => self.without_redis(job),
-                }
-            }
-            if Instant::now() >= next_refresh {
+            let refresh_due = Instant::now() >= next_refresh;
+            if refresh_due {
                 next_refresh = Instant::now() + HEARTBEAT;
-                if let Some(con) = connection.as_mut() {
-                    if let Err(e) = self.refresh(con) {
-                        warn!("Redis nick refresh failed: {e}");
-                        connection = None;
-                    }
+            }
+            if !batch.is_empty() || refresh_due || link.connection.is_none() {
+                self.serve(&mut link, batch, refresh_due);
+            }
+            if stopping {
+                // The goodbye and the nick releases were queued before the stop: sent above.
+                let rest: Vec<Job> = jobs.try_iter().collect();
+                self.serve(&mut link, rest, false);
+                return;
+            }
+        }
+    }
+
+    /// Runs `batch` (and the nick refresh) over a healthy connection, or answers locally.
+    fn serve(&mut self, link: &mut Link, batch: Vec<Job>, refresh: bool) {
+        let Some(con) = self.healthy_connection(link) else {
+            batch.into_iter().for_each(|job| self.without_redis(job));
+            return;
+        };
+        let result = self.execute_batch(con, batch).and_then(|()| {
+            if refresh {
+                self.refresh(con)
+            } else {
+                Ok(())
+            }
+        });
+        match result {
+            Ok(()) => link.last_ok = Instant::now(),
+            Err(e) => {
+                warn!("Redis command failed: {e}");
+                link.connection = None;
+            }
+        }
+    }
+
+    /// The connection, (re)connected if needed (with backoff) and checked with a PING if it
+    /// has been idle: an idle connection to a Redis that restarted fails only when used, and
+    /// the jobs of that first failing batch would be answered without Redis.
+    fn healthy_connection<'a>(&mut self, link: &'a mut Link) -> Option<&'a mut redis::Connection> {
+        let stale = link.last_ok.elapsed() >= Duration::from_secs(1);
+        if let (Some(con), true) = (link.connection.as_mut(), stale) {
+            if redis::cmd("PING").query::<String>(con).is_err() {
+                link.connection = None;
+                link.retry_at = Instant::now();
+            }
+        }
+        if link.connection.is_none() && Instant::now() >= link.retry_at {
+            let connected = connect(&self.client).and_then(|mut con| {
+                self.on_connect(&mut con)?;
+                Ok(con)
+            });
+            match connected {
+                Ok(con) => {
+                    info!("Redis worker connected");
+                    link.connection = Some(con);
+                    link.backoff = BACKOFF_MIN;
+                    link.last_ok = Instant::now();
+                }
+                Err(e) => {
+                    debug!("Redis worker cannot connect: {e}");
+                    link.retry_at = Instant::now() + link.backoff;
+                    link.backoff = next_backoff(link.backoff);
                 }
             }
         }
+        link.connection.as_mut()
+    }
+
+    /// A fresh connection: re-registers this node's nicks at once, and notices whether Redis
+    /// lost its data meanwhile (a new `chat:epoch`). If it did, nobody's nick is registered
+    /// until each node reconnects, so new claims wait [`AMNESIA_GRACE`] for the others.
+    fn on_connect(&mut self, con: &mut redis::Connection) -> redis::RedisResult<()> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let candidate = format!("{}-{nanos}", self.node);
+        let current: String = redis::Script::new(EPOCH_SCRIPT)
+            .key(EPOCH_KEY)
+            .arg(candidate)
+            .invoke(con)?;
+        if self.epoch.as_ref().is_some_and(|seen| *seen != current) {
+            warn!("Redis lost its data (new epoch); re-registering nicks, new claims wait {AMNESIA_GRACE:?}");
+            self.claims_wait_until = Some(Instant::now() + AMNESIA_GRACE);
+        }
+        self.epoch = Some(current);
+        self.refresh(con)
     }
 
     /// Redis is unreachable: answer what must be answered, drop the rest.
@@ -687,13 +791,71 @@ impl Worker {
         }
     }
 
+    /// Runs `batch` in order: runs of fire-and-forget jobs go in one pipeline, claims and
+    /// registrations (which need their answers) one by one. On an error the jobs not yet run
+    /// are handled as if Redis were away, so no claim goes unanswered.
+    fn execute_batch(
+        &mut self,
+        con: &mut redis::Connection,
+        batch: Vec<Job>,
+    ) -> redis::RedisResult<()> {
+        let mut pipe = redis::pipe();
+        let mut jobs = batch.into_iter();
+        while let Some(job) = jobs.next() {
+            let result = match job {
+                Job::Publish(payload) => {
+                    pipe.cmd("PUBLISH")
+                        .arg(EVENTS_CHANNEL)
+                        .arg(payload)
+                        .ignore();
+                    Ok(())
+                }
+                Job::SaveSession { nick, value } => {
+                    pipe.cmd("SET")
+                        .arg(session_key(&nick))
+                        .arg(value)
+                        .arg("EX")
+                        .arg(self.session_ttl.as_secs().max(1))
+                        .ignore();
+                    Ok(())
+                }
+                Job::DropSession(nick) => {
+                    pipe.cmd("DEL").arg(session_key(&nick)).ignore();
+                    Ok(())
+                }
+                Job::Release(nick) => {
+                    self.held.remove(&name_key(&nick));
+                    pipe.cmd("EVAL")
+                        .arg(RELEASE_SCRIPT)
+                        .arg(1)
+                        .arg(nick_key(&nick))
+                        .arg(&self.node)
+                        .ignore();
+                    Ok(())
+                }
+                Job::Claim { .. } if self.claims_wait_until.is_some() => {
+                    self.waiting_claims.push(job);
+                    Ok(())
+                }
+                job => flush(&mut pipe, con).and_then(|()| self.execute(con, job)),
+            };
+            if let Err(e) = result.and_then(|()| {
+                if pipe.len() >= MAX_BATCH {
+                    flush(&mut pipe, con)
+                } else {
+                    Ok(())
+                }
+            }) {
+                jobs.for_each(|job| self.without_redis(job));
+                return Err(e);
+            }
+        }
+        flush(&mut pipe, con)
+    }
+
+    /// Runs a job that needs its answer.
     fn execute(&mut self, con: &mut redis::Connection, job: Job) -> redis::RedisResult<()> {
         match job {
-            Job::Publish(payload) => redis::cmd("PUBLISH")
-                .arg(EVENTS_CHANNEL)
-                .arg(payload)
-                .query::<i64>(con)
-                .map(drop),
             Job::Claim {
                 client,
                 nick,
@@ -721,28 +883,12 @@ impl Worker {
                 });
                 Ok(())
             }
-            Job::Release(nick) => {
-                self.held.remove(&name_key(&nick));
-                redis::Script::new(RELEASE_SCRIPT)
-                    .key(nick_key(&nick))
-                    .arg(&self.node)
-                    .invoke::<i64>(con)
-                    .map(drop)
-            }
-            Job::SaveSession { nick, value } => redis::cmd("SET")
-                .arg(session_key(&nick))
-                .arg(value)
-                .arg("EX")
-                .arg(self.session_ttl.as_secs().max(1))
-                .query::<()>(con),
-            Job::DropSession(nick) => redis::cmd("DEL")
-                .arg(session_key(&nick))
-                .query::<i64>(con)
-                .map(drop),
             Job::Register(nicks) => {
                 self.held = nicks.iter().map(|n| name_key(n)).collect();
                 self.refresh(con)
             }
+            // Fire-and-forget jobs go through the pipeline path.
+            other => self.execute_batch(con, vec![other]),
         }
     }
 

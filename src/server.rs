@@ -205,6 +205,7 @@ impl Core {
                     info!("cluster: Redis is back; cross-node delivery restored");
                     chat.notify_all("Cross-node delivery restored.", &mut outbox);
                 }
+                chat.republish_sessions(&mut outbox);
                 let (nicks, roster) = (chat.local_nicks(), chat.local_roster());
                 if let Some(cluster) = outbox.cluster {
                     cluster.rejoin(nicks);
