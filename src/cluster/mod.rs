@@ -1,0 +1,417 @@
+//! Cluster mode: the adapter between the chat and a Redis server shared by several nodes.
+//!
+//! Redis is used as it is: one pub/sub channel carries every node's events, and keys hold the
+//! nick registry (`chat:nick:{nick}`, owned by a node, with a TTL the owner keeps refreshing) and
+//! the saved sessions (`chat:session:{nick}`). See docs/CLUSTER.md for the layout and the
+//! failure modes.
+//!
+//! The poll loop never blocks on Redis: two helper threads own the Redis connections, using the
+//! blocking `redis` client. The *worker* takes jobs (publish, claim a nick, save a session) from a
+//! bounded channel; the *subscriber* listens on the events channel. Both hand their results to
+//! the loop through a channel and wake it with its `mio::Waker`. If Redis goes away, jobs that
+//! cannot wait are answered locally (a nick claim is granted if no local client holds the nick),
+//! publishing pauses, and both threads reconnect with backoff; when they are back the loop
+//! re-registers its nicks and swaps rosters with the other nodes.
+
+mod subscriber;
+mod wire;
+mod worker;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use log::{debug, warn};
+use mio::Waker;
+
+use crate::chat::{ClaimOutcome, ClientId, Event};
+use crate::protocol::name_key;
+
+use subscriber::Subscriber;
+use wire::{Envelope, StoredSession, Wire};
+use worker::{Job, Worker};
+
+/// The pub/sub channel every node publishes to and listens on.
+pub const EVENTS_CHANNEL: &str = "chat:events";
+/// A nick's registry entry lives this long unless its node refreshes it.
+pub const NICK_TTL: Duration = Duration::from_secs(30);
+/// How often a node refreshes its nicks and tells the others it is alive.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+/// A node not heard from for this long is taken for dead and its users forgotten.
+pub const NODE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Jobs queued for the worker at most; past it, publications are dropped (and counted).
+const JOB_QUEUE: usize = 65_536;
+/// Reconnection backoff bounds.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How long one Redis call may take before the connection is considered broken.
+const IO_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the helper threads tell the loop.
+#[derive(Debug)]
+pub enum Incoming {
+    /// Another node's message.
+    Remote {
+        /// The sending node.
+        node: String,
+        /// Its message.
+        message: RemoteMessage,
+    },
+    /// The answer to a nick claim.
+    Claimed {
+        /// The client that asked.
+        client: ClientId,
+        /// The nick it asked for.
+        nick: String,
+        /// The registry's answer.
+        outcome: ClaimOutcome,
+    },
+    /// The subscriber is connected: cross-node delivery works.
+    Up,
+    /// The subscriber lost Redis: cross-node delivery is paused.
+    Down,
+}
+
+/// A message from another node, decoded.
+#[derive(Debug)]
+pub struct RemoteMessage(Wire);
+
+/// The loop's handle on cluster mode.
+pub struct Cluster {
+    node: String,
+    jobs: SyncSender<Job>,
+    incoming: Receiver<Incoming>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    /// When each other node was last heard from.
+    last_heard: HashMap<String, Instant>,
+    /// Whether the subscriber is connected (as far as the loop has been told).
+    up: bool,
+    /// Whether the subscriber was ever connected (the first `Up` is no news to users).
+    ever_up: bool,
+    dropped: u64,
+    next_beat: Instant,
+    /// Claims answered without Redis, handed out by the next [`Cluster::drain`].
+    local_answers: Vec<Action>,
+}
+
+/// What the loop should do about a message from the helper threads.
+pub enum Action {
+    /// Hand this event from `node` to the chat.
+    Deliver(String, RemoteMessage),
+    /// Complete a nick claim.
+    FinishClaim(ClientId, String, ClaimOutcome),
+    /// Replace `node`'s roster.
+    Roster(String, Vec<(String, Vec<String>)>),
+    /// Forget `node`'s users.
+    ForgetNode(String),
+    /// Contact restored (not the first time): tell users, re-register nicks, swap rosters.
+    Restored,
+    /// Contact established for the first time: register, swap rosters quietly.
+    Connected,
+    /// Contact lost: tell users, forget remote users.
+    Lost,
+    /// Another node asks for rosters.
+    SendRoster,
+}
+
+impl RemoteMessage {
+    /// The chat event this message carries, if it carries one.
+    pub fn event(&self) -> Option<Event<'_>> {
+        self.0.as_event()
+    }
+}
+
+impl Cluster {
+    /// Starts the helper threads for node `node` against the Redis at `url`.
+    ///
+    /// Fails only if the URL is malformed; an unreachable Redis is retried in the background.
+    pub fn start(
+        url: &str,
+        node: String,
+        session_ttl: Duration,
+        waker: Arc<Waker>,
+    ) -> Result<Cluster, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("bad Redis URL {url}: {e}"))?;
+        let (jobs, job_queue) = mpsc::sync_channel(JOB_QUEUE);
+        let (to_loop, incoming) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let notify = Notifier {
+            to_loop,
+            waker,
+            stop: Arc::clone(&stop),
+        };
+        let worker = Worker::new(client.clone(), node.clone(), session_ttl, notify.clone());
+        let subscriber = Subscriber::new(client, node.clone(), notify);
+        let threads = vec![
+            spawn("chat-redis-worker", move || worker.run(job_queue))?,
+            spawn("chat-redis-subscriber", move || subscriber.run())?,
+        ];
+        Ok(Cluster {
+            node,
+            jobs,
+            incoming,
+            stop,
+            threads,
+            last_heard: HashMap::new(),
+            up: false,
+            ever_up: false,
+            dropped: 0,
+            next_beat: Instant::now(),
+            local_answers: Vec::new(),
+        })
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Forwards a chat event: publishes what other nodes show, stores sessions, frees nicks.
+    pub fn publish(&mut self, event: &Event<'_>) {
+        match *event {
+            Event::Session {
+                nick,
+                rooms,
+                active,
+            } => {
+                let stored = StoredSession {
+                    rooms: rooms.to_vec(),
+                    active: active.to_string(),
+                };
+                if let Ok(value) = serde_json::to_string(&stored) {
+                    self.submit(Job::SaveSession {
+                        nick: nick.to_string(),
+                        value,
+                    });
+                }
+            }
+            Event::SessionDropped { nick } => self.submit(Job::DropSession(nick.to_string())),
+            Event::NickReleased { nick } => {
+                self.submit(Job::Release(nick.to_string()));
+                self.broadcast(Wire::NickReleased {
+                    nick: nick.to_string(),
+                });
+            }
+            _ => {
+                if let Some(wire) = Wire::from_event(event) {
+                    self.broadcast(wire);
+                }
+            }
+        }
+    }
+
+    /// Asks the registry whether `client` may have `nick`.
+    pub fn claim(&mut self, client: ClientId, nick: &str, rename: bool) {
+        self.submit(Job::Claim {
+            client,
+            nick: nick.to_string(),
+            rename,
+        });
+    }
+
+    /// Publishes this node's roster (after a `Hello`, or when contact is made).
+    pub fn send_roster(&mut self, rooms: Vec<(String, Vec<String>)>) {
+        self.broadcast(Wire::Roster { rooms });
+    }
+
+    /// Registers all of this node's nicks again and asks the others for their rosters.
+    pub fn rejoin(&mut self, nicks: Vec<String>) {
+        self.submit(Job::Register(nicks));
+        self.broadcast(Wire::Hello);
+    }
+
+    /// Whether cross-node delivery currently works.
+    pub fn is_up(&self) -> bool {
+        self.up
+    }
+
+    /// Takes the helper threads' news and turns it into actions for the loop.
+    pub fn drain(&mut self, now: Instant) -> Vec<Action> {
+        let mut actions = std::mem::take(&mut self.local_answers);
+        while let Ok(incoming) = self.incoming.try_recv() {
+            match incoming {
+                Incoming::Remote { node, message } => {
+                    let known = self.last_heard.insert(node.clone(), now).is_some();
+                    match message.0 {
+                        Wire::Hello => actions.push(Action::SendRoster),
+                        Wire::Roster { rooms } => actions.push(Action::Roster(node, rooms)),
+                        Wire::Bye => {
+                            self.last_heard.remove(&node);
+                            actions.push(Action::ForgetNode(node));
+                        }
+                        Wire::Beat => {
+                            if !known {
+                                // A node we had not heard of: it missed our roster.
+                                actions.push(Action::SendRoster);
+                            }
+                        }
+                        wire => actions.push(Action::Deliver(node, RemoteMessage(wire))),
+                    }
+                }
+                Incoming::Claimed {
+                    client,
+                    nick,
+                    outcome,
+                } => actions.push(Action::FinishClaim(client, nick, outcome)),
+                Incoming::Up => {
+                    self.up = true;
+                    let first = !self.ever_up;
+                    self.ever_up = true;
+                    actions.push(if first {
+                        Action::Connected
+                    } else {
+                        Action::Restored
+                    });
+                }
+                Incoming::Down => {
+                    if self.up {
+                        actions.push(Action::Lost);
+                    }
+                    self.up = false;
+                    self.last_heard.clear();
+                }
+            }
+        }
+        actions
+    }
+
+    /// Heartbeat and failure detection; returns the nodes that went silent.
+    pub fn tick(&mut self, now: Instant) -> Vec<String> {
+        if now >= self.next_beat {
+            self.next_beat = now + HEARTBEAT;
+            self.broadcast(Wire::Beat);
+        }
+        let silent: Vec<String> = self
+            .last_heard
+            .iter()
+            .filter(|(_, &heard)| now.duration_since(heard) >= NODE_TIMEOUT)
+            .map(|(node, _)| node.clone())
+            .collect();
+        for node in &silent {
+            warn!("node {node} silent for {NODE_TIMEOUT:?}; forgetting its users");
+            self.last_heard.remove(node);
+        }
+        silent
+    }
+
+    /// When the loop should next call [`Cluster::tick`].
+    pub fn next_tick(&self) -> Instant {
+        self.next_beat
+    }
+
+    /// Frees this node's `nicks` in the registry (so their users can log in elsewhere at once),
+    /// says goodbye to the other nodes and stops the helper threads.
+    pub fn stop(mut self, nicks: Vec<String>) {
+        for nick in nicks {
+            self.submit(Job::Release(nick));
+        }
+        self.broadcast(Wire::Bye);
+        self.stop.store(true, Ordering::SeqCst);
+        drop(self.jobs);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+
+    fn broadcast(&mut self, body: Wire) {
+        let envelope = Envelope {
+            node: self.node.clone(),
+            body,
+        };
+        match serde_json::to_string(&envelope) {
+            Ok(payload) => self.submit(Job::Publish(payload)),
+            Err(e) => warn!("could not encode a cluster message: {e}"),
+        }
+    }
+
+    fn submit(&mut self, job: Job) {
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(job)) => {
+                self.dropped += 1;
+                if self.dropped.is_power_of_two() {
+                    warn!(
+                        "Redis is not keeping up: {} cluster jobs dropped so far",
+                        self.dropped
+                    );
+                }
+                if let Job::Claim { client, nick, .. } = job {
+                    // Never leave a user waiting: decide locally.
+                    debug!("claim of {nick} by client {client} decided locally (queue full)");
+                    self.local_answers.push(Action::FinishClaim(
+                        client,
+                        nick,
+                        ClaimOutcome::Granted(None),
+                    ));
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+}
+
+/// Hands news to the loop and wakes it.
+#[derive(Clone)]
+struct Notifier {
+    to_loop: Sender<Incoming>,
+    waker: Arc<Waker>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Notifier {
+    fn send(&self, incoming: Incoming) {
+        if self.to_loop.send(incoming).is_ok() {
+            if let Err(e) = self.waker.wake() {
+                warn!("could not wake the poll loop: {e}");
+            }
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps for `pause` in short steps, returning early (true) if the cluster is stopping.
+    fn pause(&self, pause: Duration) -> bool {
+        let until = Instant::now() + pause;
+        while Instant::now() < until {
+            if self.stopping() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+        }
+        self.stopping()
+    }
+}
+
+fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, String> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(body)
+        .map_err(|e| format!("cannot start thread {name}: {e}"))
+}
+
+fn nick_key(nick: &str) -> String {
+    format!("chat:nick:{}", name_key(nick))
+}
+
+fn session_key(nick: &str) -> String {
+    format!("chat:session:{}", name_key(nick))
+}
+
+/// Doubles a backoff delay up to the cap.
+fn next_backoff(current: Duration) -> Duration {
+    (current * 2).min(BACKOFF_MAX)
+}
+
+/// Connects with timeouts on every call, so a hung Redis cannot hang a helper thread.
+fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
+    let connection = client.get_connection_with_timeout(IO_TIMEOUT)?;
+    connection.set_read_timeout(Some(IO_TIMEOUT))?;
+    connection.set_write_timeout(Some(IO_TIMEOUT))?;
+    Ok(connection)
+}

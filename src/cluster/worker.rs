@@ -1,0 +1,428 @@
+//! The worker thread: runs the loop's Redis jobs (publish, claim, release, save), pipelined.
+
+use std::collections::HashSet;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use log::{debug, info, warn};
+
+use super::wire::StoredSession;
+use super::{
+    connect, next_backoff, nick_key, session_key, Incoming, Notifier, BACKOFF_MIN, EVENTS_CHANNEL,
+    HEARTBEAT, NICK_TTL,
+};
+use crate::chat::{ClaimOutcome, ClientId, SavedRooms};
+use crate::protocol::name_key;
+
+/// Jobs sent to Redis in one pipelined round trip at most.
+const MAX_BATCH: usize = 512;
+
+/// Claims a nick: fails if any node holds it; a rename also fails onto a saved session.
+/// Returns `{status, saved session JSON or false}`.
+const CLAIM_SCRIPT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'inuse', false} end
+local session = redis.call('GET', KEYS[2])
+if ARGV[3] == '1' and session then return {'saved', false} end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return {'granted', session}
+";
+
+/// Refreshes the TTL of nicks this node holds, and takes back the ones that expired (after a
+/// Redis restart, say) unless another node holds them now. Returns the nicks held elsewhere.
+const REFRESH_SCRIPT: &str = r"
+local lost = {}
+for _, key in ipairs(KEYS) do
+  local owner = redis.call('GET', key)
+  if owner == false or owner == ARGV[1] then
+    redis.call('SET', key, ARGV[1], 'EX', ARGV[2])
+  else
+    table.insert(lost, key)
+  end
+end
+return lost
+";
+
+/// Sets the cluster's epoch if it has none, and returns it.
+const EPOCH_SCRIPT: &str = r"
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('GET', KEYS[1])
+";
+/// The key whose value changes only when Redis loses its data.
+const EPOCH_KEY: &str = "chat:epoch";
+/// How long claims wait after Redis lost its data: long enough for every node to reconnect
+/// (at most [`BACKOFF_MAX`] apart) and re-register its nicks.
+const AMNESIA_GRACE: Duration = Duration::from_secs(8);
+
+/// Deletes a nick's entry if this node holds it.
+const RELEASE_SCRIPT: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+/// Work for the Redis worker thread.
+#[derive(Debug)]
+pub enum Job {
+    Publish(String),
+    Claim {
+        client: ClientId,
+        nick: String,
+        rename: bool,
+    },
+    Release(String),
+    SaveSession {
+        nick: String,
+        value: String,
+    },
+    DropSession(String),
+    /// Re-register every nick this node holds (after Redis came back).
+    Register(Vec<String>),
+}
+
+/// Sends a pipeline, if it holds anything, and empties it.
+fn flush(pipe: &mut redis::Pipeline, con: &mut redis::Connection) -> redis::RedisResult<()> {
+    if pipe.is_empty() {
+        return Ok(());
+    }
+    let result = pipe.exec(con);
+    *pipe = redis::pipe();
+    result
+}
+
+/// The worker's connection and its reconnection state.
+struct Link {
+    connection: Option<redis::Connection>,
+    backoff: Duration,
+    retry_at: Instant,
+    /// When a command last succeeded.
+    last_ok: Instant,
+}
+
+impl Link {
+    fn new() -> Self {
+        Self {
+            connection: None,
+            backoff: BACKOFF_MIN,
+            retry_at: Instant::now(),
+            last_ok: Instant::now(),
+        }
+    }
+}
+
+/// The thread that runs Redis commands for the loop.
+pub struct Worker {
+    client: redis::Client,
+    node: String,
+    session_ttl: Duration,
+    /// Nicks this node holds, refreshed every heartbeat.
+    held: HashSet<String>,
+    notify: Notifier,
+    /// The value of `chat:epoch` last seen: a change means Redis lost its data.
+    epoch: Option<String>,
+    /// After Redis lost its data, claims wait until every node had time to re-register.
+    claims_wait_until: Option<Instant>,
+    waiting_claims: Vec<Job>,
+}
+
+impl Worker {
+    /// A worker for node `node`, storing sessions for `session_ttl`.
+    pub fn new(
+        client: redis::Client,
+        node: String,
+        session_ttl: Duration,
+        notify: Notifier,
+    ) -> Self {
+        Self {
+            client,
+            node,
+            session_ttl,
+            held: HashSet::new(),
+            notify,
+            epoch: None,
+            claims_wait_until: None,
+            waiting_claims: Vec::new(),
+        }
+    }
+
+    /// Serves jobs until the cluster stops.
+    pub fn run(mut self, jobs: Receiver<Job>) {
+        let mut link = Link::new();
+        let mut next_refresh = Instant::now() + HEARTBEAT;
+        loop {
+            let stopping = self.notify.stopping();
+            let mut batch: Vec<Job> = match jobs.recv_timeout(Duration::from_millis(200)) {
+                Ok(job) => vec![job],
+                Err(RecvTimeoutError::Timeout) => Vec::new(),
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            // Take everything already queued: one pipelined round trip instead of many.
+            batch.extend(jobs.try_iter().take(MAX_BATCH));
+            if self
+                .claims_wait_until
+                .is_some_and(|until| Instant::now() >= until)
+            {
+                self.claims_wait_until = None;
+                batch.splice(0..0, std::mem::take(&mut self.waiting_claims));
+            }
+            let refresh_due = Instant::now() >= next_refresh;
+            if refresh_due {
+                next_refresh = Instant::now() + HEARTBEAT;
+            }
+            if !batch.is_empty() || refresh_due || link.connection.is_none() {
+                self.serve(&mut link, batch, refresh_due);
+            }
+            if stopping {
+                // The goodbye and the nick releases were queued before the stop: sent above.
+                let rest: Vec<Job> = jobs.try_iter().collect();
+                self.serve(&mut link, rest, false);
+                return;
+            }
+        }
+    }
+
+    /// Runs `batch` (and the nick refresh) over a healthy connection, or answers locally.
+    fn serve(&mut self, link: &mut Link, batch: Vec<Job>, refresh: bool) {
+        let Some(con) = self.healthy_connection(link) else {
+            batch.into_iter().for_each(|job| self.without_redis(job));
+            return;
+        };
+        let result = self.execute_batch(con, batch).and_then(|()| {
+            if refresh {
+                self.refresh(con)
+            } else {
+                Ok(())
+            }
+        });
+        match result {
+            Ok(()) => link.last_ok = Instant::now(),
+            Err(e) => {
+                warn!("Redis command failed: {e}");
+                link.connection = None;
+            }
+        }
+    }
+
+    /// The connection, (re)connected if needed (with backoff) and checked with a PING if it
+    /// has been idle: an idle connection to a Redis that restarted fails only when used, and
+    /// the jobs of that first failing batch would be answered without Redis.
+    fn healthy_connection<'a>(&mut self, link: &'a mut Link) -> Option<&'a mut redis::Connection> {
+        let stale = link.last_ok.elapsed() >= Duration::from_secs(1);
+        if let (Some(con), true) = (link.connection.as_mut(), stale) {
+            if redis::cmd("PING").query::<String>(con).is_err() {
+                link.connection = None;
+                link.retry_at = Instant::now();
+            }
+        }
+        if link.connection.is_none() && Instant::now() >= link.retry_at {
+            let connected = connect(&self.client).and_then(|mut con| {
+                self.on_connect(&mut con)?;
+                Ok(con)
+            });
+            match connected {
+                Ok(con) => {
+                    info!("Redis worker connected");
+                    link.connection = Some(con);
+                    link.backoff = BACKOFF_MIN;
+                    link.last_ok = Instant::now();
+                }
+                Err(e) => {
+                    debug!("Redis worker cannot connect: {e}");
+                    link.retry_at = Instant::now() + link.backoff;
+                    link.backoff = next_backoff(link.backoff);
+                }
+            }
+        }
+        link.connection.as_mut()
+    }
+
+    /// A fresh connection: re-registers this node's nicks at once, and notices whether Redis
+    /// lost its data meanwhile (a new `chat:epoch`). If it did, nobody's nick is registered
+    /// until each node reconnects, so new claims wait [`AMNESIA_GRACE`] for the others.
+    fn on_connect(&mut self, con: &mut redis::Connection) -> redis::RedisResult<()> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let candidate = format!("{}-{nanos}", self.node);
+        let current: String = redis::Script::new(EPOCH_SCRIPT)
+            .key(EPOCH_KEY)
+            .arg(candidate)
+            .invoke(con)?;
+        if self.epoch.as_ref().is_some_and(|seen| *seen != current) {
+            warn!("Redis lost its data (new epoch); re-registering nicks, new claims wait {AMNESIA_GRACE:?}");
+            self.claims_wait_until = Some(Instant::now() + AMNESIA_GRACE);
+        }
+        self.epoch = Some(current);
+        self.refresh(con)
+    }
+
+    /// Redis is unreachable: answer what must be answered, drop the rest.
+    fn without_redis(&mut self, job: Job) {
+        match job {
+            Job::Claim { client, nick, .. } => {
+                self.held.insert(name_key(&nick));
+                self.notify.send(Incoming::Claimed {
+                    client,
+                    nick,
+                    outcome: ClaimOutcome::Granted(None),
+                });
+            }
+            Job::Release(nick) => {
+                self.held.remove(&name_key(&nick));
+            }
+            Job::Register(nicks) => {
+                self.held = nicks.iter().map(|n| name_key(n)).collect();
+            }
+            Job::Publish(_) | Job::SaveSession { .. } | Job::DropSession(_) => {}
+        }
+    }
+
+    /// Runs `batch` in order: runs of fire-and-forget jobs go in one pipeline, claims and
+    /// registrations (which need their answers) one by one. On an error the jobs not yet run
+    /// are handled as if Redis were away, so no claim goes unanswered.
+    fn execute_batch(
+        &mut self,
+        con: &mut redis::Connection,
+        batch: Vec<Job>,
+    ) -> redis::RedisResult<()> {
+        let mut pipe = redis::pipe();
+        let mut jobs = batch.into_iter();
+        while let Some(job) = jobs.next() {
+            let result = match job {
+                Job::Publish(payload) => {
+                    pipe.cmd("PUBLISH")
+                        .arg(EVENTS_CHANNEL)
+                        .arg(payload)
+                        .ignore();
+                    Ok(())
+                }
+                Job::SaveSession { nick, value } => {
+                    pipe.cmd("SET")
+                        .arg(session_key(&nick))
+                        .arg(value)
+                        .arg("EX")
+                        .arg(self.session_ttl.as_secs().max(1))
+                        .ignore();
+                    Ok(())
+                }
+                Job::DropSession(nick) => {
+                    pipe.cmd("DEL").arg(session_key(&nick)).ignore();
+                    Ok(())
+                }
+                Job::Release(nick) => {
+                    self.held.remove(&name_key(&nick));
+                    pipe.cmd("EVAL")
+                        .arg(RELEASE_SCRIPT)
+                        .arg(1)
+                        .arg(nick_key(&nick))
+                        .arg(&self.node)
+                        .ignore();
+                    Ok(())
+                }
+                Job::Claim { .. } if self.claims_wait_until.is_some() => {
+                    self.waiting_claims.push(job);
+                    Ok(())
+                }
+                job => flush(&mut pipe, con).and_then(|()| self.execute(con, job)),
+            };
+            if let Err(e) = result.and_then(|()| {
+                if pipe.len() >= MAX_BATCH {
+                    flush(&mut pipe, con)
+                } else {
+                    Ok(())
+                }
+            }) {
+                jobs.for_each(|job| self.without_redis(job));
+                return Err(e);
+            }
+        }
+        flush(&mut pipe, con)
+    }
+
+    /// Runs a job that needs its answer.
+    fn execute(&mut self, con: &mut redis::Connection, job: Job) -> redis::RedisResult<()> {
+        match job {
+            Job::Claim {
+                client,
+                nick,
+                rename,
+            } => {
+                let outcome = match self.claim(con, &nick, rename) {
+                    Ok(outcome) => outcome,
+                    Err(e) => {
+                        // Answer anyway, so the user is not left waiting, then reconnect.
+                        self.without_redis(Job::Claim {
+                            client,
+                            nick,
+                            rename,
+                        });
+                        return Err(e);
+                    }
+                };
+                if matches!(outcome, ClaimOutcome::Granted(_)) {
+                    self.held.insert(name_key(&nick));
+                }
+                self.notify.send(Incoming::Claimed {
+                    client,
+                    nick,
+                    outcome,
+                });
+                Ok(())
+            }
+            Job::Register(nicks) => {
+                self.held = nicks.iter().map(|n| name_key(n)).collect();
+                self.refresh(con)
+            }
+            // Fire-and-forget jobs go through the pipeline path.
+            other => self.execute_batch(con, vec![other]),
+        }
+    }
+
+    fn claim(
+        &self,
+        con: &mut redis::Connection,
+        nick: &str,
+        rename: bool,
+    ) -> redis::RedisResult<ClaimOutcome> {
+        let (status, session): (String, Option<String>) = redis::Script::new(CLAIM_SCRIPT)
+            .key(nick_key(nick))
+            .key(session_key(nick))
+            .arg(&self.node)
+            .arg(NICK_TTL.as_secs())
+            .arg(if rename { "1" } else { "0" })
+            .invoke(con)?;
+        Ok(match status.as_str() {
+            "inuse" => ClaimOutcome::InUse,
+            "saved" => ClaimOutcome::Saved,
+            _ => {
+                let saved = session
+                    .and_then(|json| serde_json::from_str::<StoredSession>(&json).ok())
+                    .map(|s| SavedRooms {
+                        rooms: s.rooms,
+                        active: s.active,
+                    });
+                ClaimOutcome::Granted(saved)
+            }
+        })
+    }
+
+    /// Keeps this node's nicks registered; warns about nicks another node took meanwhile.
+    fn refresh(&mut self, con: &mut redis::Connection) -> redis::RedisResult<()> {
+        let keys: Vec<String> = self
+            .held
+            .iter()
+            .map(|key| format!("chat:nick:{key}"))
+            .collect();
+        let script = redis::Script::new(REFRESH_SCRIPT);
+        for chunk in keys.chunks(1000) {
+            let mut invocation = script.prepare_invoke();
+            for key in chunk {
+                invocation.key(key);
+            }
+            invocation.arg(&self.node).arg(NICK_TTL.as_secs());
+            let lost: Vec<String> = invocation.invoke(con)?;
+            for key in lost {
+                warn!("{key} is held by another node too (taken while this node was cut off)");
+            }
+        }
+        Ok(())
+    }
+}
