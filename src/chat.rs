@@ -1058,8 +1058,10 @@ impl Chat {
         if let Some(&room) = self.room_ids.get(&key) {
             return room;
         }
+        // A room that already exists on other nodes keeps the spelling it has there.
+        let name = self.remote.room_name(&key).unwrap_or(name).to_string();
         let room = self.rooms.insert(Room {
-            name: name.to_string(),
+            name,
             key: key.clone(),
             members: Vec::new(),
         });

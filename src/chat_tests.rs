@@ -699,3 +699,20 @@ fn local_roster_lists_named_members() {
     nicks.sort();
     assert_eq!(nicks, ["alice", "bob"]);
 }
+
+#[test]
+fn a_room_that_exists_on_other_nodes_keeps_its_spelling_here() {
+    let (mut chat, mut out, now) = shared();
+    chat.connect(0, &mut out);
+    chat.handle_line(0, "/nick alice", now, &mut out);
+    chat.finish_claim(0, "alice", ClaimOutcome::Granted(None), now, &mut out);
+    let joined = Event::Presence {
+        room: "кухня",
+        nick: "Zoe",
+        change: Presence::Joined,
+    };
+    chat.deliver_remote("b", &joined, &mut out);
+    out.inner.take(0);
+    chat.handle_line(0, "/join КУХНЯ", now, &mut out);
+    assert_eq!(out.inner.take(0), ["* Joined кухня. Active room: кухня."]);
+}
