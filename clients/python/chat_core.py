@@ -1,0 +1,880 @@
+"""The GUI-free part of the chat-server desktop client.
+
+Everything here works without a display and is what the Tk view (`tk_chat_client.py`) is built
+on:
+
+- `parse_line` turns one server line (docs/PROTOCOL.md) into a typed event (a dataclass);
+- `RoomState` keeps the client's picture of its nick, rooms and active room from those events;
+- `Backoff` and `Server` / `parse_server` are the reconnect policy and the server list;
+- `ChatClient` owns the connection: one network thread connects (trying the servers in order),
+  reads and writes a non-blocking socket, logs in with `/nick`, gets the rooms back after a
+  reconnect, retries a nick still held by a dead connection, queues what the user types while
+  disconnected, and reports everything as events on a `queue.Queue` that the view polls.
+"""
+
+from __future__ import annotations
+
+import codecs
+import dataclasses
+import math
+import queue
+import random
+import re
+import selectors
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence, Union
+
+DEFAULT_HOST = "localhost"
+DEFAULT_PORT = 5555
+
+#: How long one connection attempt may take before the next server is tried.
+CONNECT_TIMEOUT = 5.0
+#: How long closing waits for the server to answer `/quit` and close the connection.
+QUIT_TIMEOUT = 2.0
+#: Most lines kept while disconnected; later ones are dropped (and reported).
+MAX_QUEUED = 500
+#: Longest name the server accepts for a nick or a room.
+MAX_NAME = 32
+
+
+def valid_name(name: str) -> bool:
+    """Whether `name` is a valid nick or room name: 1-32 letters, digits, `_` or `-`."""
+    return 1 <= len(name) <= MAX_NAME and all(c.isalnum() or c in "_-" for c in name)
+
+
+def name_key(name: str) -> str:
+    """The server compares names case-insensitively; this is the form to compare."""
+    return name.lower()
+
+
+# --------------------------------------------------------------------------------------------
+# Server lines as typed events
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServerLine:
+    """Any line from the server; `raw` is the line as received (without its line end)."""
+
+    raw: str
+
+
+@dataclass(frozen=True)
+class RoomMessage(ServerLine):
+    """`[ROOM] NICK: TEXT`: another user's message in a room."""
+
+    room: str
+    nick: str
+    text: str
+
+
+@dataclass(frozen=True)
+class RoomAction(ServerLine):
+    """`[ROOM] * NICK TEXT`: another user's `/me` in a room."""
+
+    room: str
+    nick: str
+    text: str
+
+
+@dataclass(frozen=True)
+class OwnMessage(ServerLine):
+    """`You: TEXT`: the echo of our own message (or `/me`, then TEXT is `* NICK ...`).
+
+    The server sends it for the active room; `room` is filled in by `ChatClient` from the
+    room state (None when parsed alone).
+    """
+
+    text: str
+    room: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class PrivateMessage(ServerLine):
+    """`(PM) NICK: TEXT`: a private message to us."""
+
+    nick: str
+    text: str
+
+
+@dataclass(frozen=True)
+class OwnPrivateMessage(ServerLine):
+    """`(PM to NICK) You: TEXT`: the echo of our private message to NICK."""
+
+    nick: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Welcome(ServerLine):
+    """`* Welcome[ back], NICK. Rooms: LIST. Active room: ROOM.`: logged in.
+
+    `restored` is True for `Welcome back` (the server had our saved session).
+    """
+
+    nick: str
+    rooms: tuple[str, ...]
+    active: str
+    restored: bool
+
+
+@dataclass(frozen=True)
+class Joined(ServerLine):
+    """`* Joined ROOM. Active room: ROOM.`: we joined ROOM, which is now active."""
+
+    room: str
+
+
+@dataclass(frozen=True)
+class ActiveRoom(ServerLine):
+    """`* Active room: ROOM.`: `/join` of a room we are in made it active."""
+
+    room: str
+
+
+@dataclass(frozen=True)
+class Left(ServerLine):
+    """`* Left ROOM. Active room: ACTIVE.`: we left ROOM."""
+
+    room: str
+    active: str
+
+
+@dataclass(frozen=True)
+class NickChanged(ServerLine):
+    """`* You are now NEW (was OLD).`: our rename succeeded."""
+
+    new: str
+    old: str
+
+
+@dataclass(frozen=True)
+class Presence(ServerLine):
+    """`* [ROOM] NICK joined|left|disconnected` or `* [ROOM] OLD is now NEW`.
+
+    `what` is `joined`, `left`, `disconnected` or `renamed` (then `new_nick` is set).
+    """
+
+    room: str
+    nick: str
+    what: str
+    new_nick: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Notice(ServerLine):
+    """Any other `* TEXT` line (help, lists, bye, shutdown...); `text` is without the `* `."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ServerError(ServerLine):
+    """`! TEXT`: an error. `nick_in_use` is the nick when TEXT is `nick NICK is in use`."""
+
+    text: str
+    nick_in_use: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class UnknownLine(ServerLine):
+    """A line that matches no documented kind (shown as is)."""
+
+
+_NAME = r"[^\s\[\]():,]+"
+_PATTERNS: list[tuple[re.Pattern[str], Callable[[str, re.Match[str]], ServerLine]]] = [
+    (
+        re.compile(rf"^\[({_NAME})\] \* ({_NAME}) ?(.*)$"),
+        lambda raw, m: RoomAction(raw, m[1], m[2], m[3]),
+    ),
+    (
+        re.compile(rf"^\[({_NAME})\] ({_NAME}): (.*)$"),
+        lambda raw, m: RoomMessage(raw, m[1], m[2], m[3]),
+    ),
+    (re.compile(r"^You: (.*)$"), lambda raw, m: OwnMessage(raw, m[1])),
+    (
+        re.compile(rf"^\(PM\) ({_NAME}): (.*)$"),
+        lambda raw, m: PrivateMessage(raw, m[1], m[2]),
+    ),
+    (
+        re.compile(rf"^\(PM to ({_NAME})\) You: (.*)$"),
+        lambda raw, m: OwnPrivateMessage(raw, m[1], m[2]),
+    ),
+    (
+        re.compile(rf"^\* Welcome( back)?, ({_NAME})\. Rooms: (.*)\. Active room: ({_NAME})\.$"),
+        lambda raw, m: Welcome(
+            raw, m[2], tuple(r for r in m[3].split(", ") if r), m[4], m[1] is not None
+        ),
+    ),
+    (
+        re.compile(rf"^\* Joined ({_NAME})\. Active room: ({_NAME})\.$"),
+        lambda raw, m: Joined(raw, m[2]),
+    ),
+    (re.compile(rf"^\* Active room: ({_NAME})\.$"), lambda raw, m: ActiveRoom(raw, m[1])),
+    (
+        re.compile(rf"^\* Left ({_NAME})\. Active room: ({_NAME})\.$"),
+        lambda raw, m: Left(raw, m[1], m[2]),
+    ),
+    (
+        re.compile(rf"^\* You are now ({_NAME}) \(was ({_NAME})\)\.$"),
+        lambda raw, m: NickChanged(raw, m[1], m[2]),
+    ),
+    (
+        re.compile(rf"^\* \[({_NAME})\] ({_NAME}) (joined|left|disconnected)$"),
+        lambda raw, m: Presence(raw, m[1], m[2], m[3]),
+    ),
+    (
+        re.compile(rf"^\* \[({_NAME})\] ({_NAME}) is now ({_NAME})$"),
+        lambda raw, m: Presence(raw, m[1], m[2], "renamed", m[3]),
+    ),
+    (re.compile(r"^\* ?(.*)$"), lambda raw, m: Notice(raw, m[1])),
+    (
+        re.compile(r"^! ?(.*)$"),
+        lambda raw, m: ServerError(
+            raw, m[1], (re.fullmatch(rf"nick ({_NAME}) is in use", m[1]) or [None, None])[1]
+        ),
+    ),
+]
+
+
+def parse_line(line: str) -> ServerLine:
+    """Parses one server line (line end already removed) into its event."""
+    for pattern, build in _PATTERNS:
+        match = pattern.match(line)
+        if match:
+            return build(line, match)
+    return UnknownLine(line)
+
+
+class LineSplitter:
+    """Bytes from the socket to text lines, UTF-8 decoded incrementally.
+
+    A multi-byte character split across two reads is kept until its last byte arrives, so it is
+    never corrupted; bytes that are not UTF-8 at all become U+FFFD. Lines end with LF; a CR
+    before it is dropped.
+    """
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._partial = ""
+
+    def feed(self, data: bytes) -> list[str]:
+        """Adds received bytes and returns the lines they completed."""
+        text = self._partial + self._decoder.decode(data)
+        *lines, self._partial = text.split("\n")
+        return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+# --------------------------------------------------------------------------------------------
+# Room state
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RoomState:
+    """Our nick, joined rooms (in join order) and active room, as the server told us."""
+
+    nick: Optional[str] = None
+    rooms: list[str] = field(default_factory=list)
+    active: Optional[str] = None
+
+    def apply(self, event: ServerLine) -> bool:
+        """Updates the state from a server event; returns whether anything changed."""
+        before = (self.nick, list(self.rooms), self.active)
+        if isinstance(event, Welcome):
+            self.nick = event.nick
+            self.rooms = list(event.rooms)
+            self.active = event.active
+            self._ensure_member(event.active)
+        elif isinstance(event, Joined):
+            self._ensure_member(event.room)
+            self.active = event.room
+        elif isinstance(event, ActiveRoom):
+            self._ensure_member(event.room)
+            self.active = event.room
+        elif isinstance(event, Left):
+            self.rooms = [r for r in self.rooms if name_key(r) != name_key(event.room)]
+            self._ensure_member(event.active)
+            self.active = event.active
+        elif isinstance(event, NickChanged):
+            self.nick = event.new
+        return before != (self.nick, self.rooms, self.active)
+
+    def has_room(self, room: str) -> bool:
+        """Whether we are in `room` (compared case-insensitively like the server does)."""
+        return any(name_key(r) == name_key(room) for r in self.rooms)
+
+    def is_active(self, room: str) -> bool:
+        """Whether `room` is the active room."""
+        return self.active is not None and name_key(self.active) == name_key(room)
+
+    def copy(self) -> "RoomState":
+        """An independent copy (for handing to another thread)."""
+        return RoomState(self.nick, list(self.rooms), self.active)
+
+    def _ensure_member(self, room: str) -> None:
+        if not self.has_room(room):
+            self.rooms.append(room)
+
+
+def rejoin_commands(target: RoomState, current: RoomState) -> list[str]:
+    """Commands that take us from `current` (what the server gave us) to `target`'s rooms.
+
+    Used after a reconnect to a server that did not restore our session (a restarted
+    standalone server): `/join` each room we had but do not have now, in the original order,
+    then `/join` the room that was active so it is active again.
+    """
+    commands = [f"/join {room}" for room in target.rooms if not current.has_room(room)]
+    if target.active is not None:
+        last_joined = commands[-1][len("/join ") :] if commands else current.active
+        if last_joined is None or name_key(last_joined) != name_key(target.active):
+            commands.append(f"/join {target.active}")
+    return commands
+
+
+# --------------------------------------------------------------------------------------------
+# Servers and reconnect policy
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Server:
+    """One server to connect to."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_server(text: str, default_port: int = DEFAULT_PORT) -> Server:
+    """Parses `HOST:PORT`, `HOST`, or `[IPV6]:PORT` into a Server; raises ValueError."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host, port_text = text, ""
+    if not host:
+        raise ValueError(f"no host in {text!r}")
+    try:
+        port = int(port_text) if port_text else default_port
+    except ValueError:
+        raise ValueError(f"bad port in {text!r}") from None
+    if not 0 < port < 65536:
+        raise ValueError(f"bad port in {text!r}")
+    return Server(host, port)
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with jitter: about `base` seconds, doubling, capped at `cap`.
+
+    `delay(n)` is the wait before retry number n (n >= 1): base * 2^(n-1) spread by
+    +-`jitter` (a fraction) and never above `cap`. The jitter keeps many clients dropped
+    together from coming back in the same instant.
+    """
+
+    base: float = 0.5
+    cap: float = 10.0
+    jitter: float = 0.2
+    rng: Callable[[], float] = random.random
+
+    def delay(self, attempt: int) -> float:
+        """The wait in seconds before retry number `attempt`."""
+        nominal = min(self.cap, self.base * 2 ** max(0, attempt - 1))
+        spread = 1.0 + self.jitter * (2.0 * self.rng() - 1.0)
+        return min(self.cap, nominal * spread)
+
+
+# --------------------------------------------------------------------------------------------
+# What the client reports to the view
+# --------------------------------------------------------------------------------------------
+
+CONNECTING = "connecting"
+CONNECTED = "connected"
+RECONNECTING = "reconnecting"
+DISCONNECTED = "disconnected"
+
+
+@dataclass(frozen=True)
+class Status:
+    """The connection's state as the status bar shows it.
+
+    `state` is CONNECTING, CONNECTED (the socket is up; `logged_in` says whether the server
+    accepted our nick yet), RECONNECTING (waiting `retry_at`, a `time.monotonic()` instant,
+    before attempt number `attempt`) or DISCONNECTED (for good: closed by us).
+    """
+
+    state: str
+    server: Optional[Server] = None
+    nick: Optional[str] = None
+    logged_in: bool = False
+    attempt: int = 0
+    retry_at: Optional[float] = None
+    detail: str = ""
+    queued: int = 0
+
+    def describe(self, now: Optional[float] = None) -> str:
+        """One line for the status bar (the countdown computed at `now`)."""
+        now = time.monotonic() if now is None else now
+        if self.state == CONNECTING:
+            text = f"connecting to {self.server}…"
+        elif self.state == CONNECTED and self.logged_in:
+            text = f"connected to {self.server} as {self.nick}"
+        elif self.state == CONNECTED:
+            text = f"connected to {self.server}, logging in as {self.nick}…"
+        elif self.state == RECONNECTING and self.retry_at is not None:
+            wait = max(0.0, self.retry_at - now)
+            text = f"reconnecting: attempt {self.attempt}, next try in {math.ceil(wait)} s"
+        elif self.state == RECONNECTING:
+            text = f"reconnecting: attempt {self.attempt}, trying {self.server}…"
+        else:
+            text = "disconnected"
+        if self.detail:
+            text += f" — {self.detail}"
+        if self.queued:
+            text += f" · {self.queued} line{'s' if self.queued != 1 else ''} queued"
+        return text
+
+
+@dataclass(frozen=True)
+class RoomsChanged:
+    """Our nick, rooms or active room changed (a copy of the state)."""
+
+    state: RoomState
+
+
+@dataclass(frozen=True)
+class ClientNotice:
+    """Something the client itself says (connection lost, rejoining rooms...)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A line typed while not logged in, kept to be sent once we are."""
+
+    line: str
+
+
+@dataclass(frozen=True)
+class Closed:
+    """The client stopped for good (after `close()`); no more events follow."""
+
+
+ClientEvent = Union[ServerLine, Status, RoomsChanged, ClientNotice, Queued, Closed]
+
+
+# --------------------------------------------------------------------------------------------
+# The connection
+# --------------------------------------------------------------------------------------------
+
+
+def enable_keepalive(sock: socket.socket, idle: int = 10, interval: int = 5, count: int = 3) -> None:
+    """Turns on TCP keepalive so a server that vanished is noticed within about 25 s idle.
+
+    Also sets TCP_USER_TIMEOUT where available, so unacknowledged data (a line we sent to a
+    dead server) fails the connection after about as long.
+    """
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    options = [
+        ("TCP_KEEPIDLE", idle),
+        ("TCP_KEEPALIVE", idle),  # macOS's name for TCP_KEEPIDLE
+        ("TCP_KEEPINTVL", interval),
+        ("TCP_KEEPCNT", count),
+        ("TCP_USER_TIMEOUT", (idle + interval * count) * 1000),
+    ]
+    for name, value in options:
+        option = getattr(socket, name, None)
+        if option is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
+            except OSError:
+                pass
+
+
+def command_name(line: str) -> str:
+    """The lowercase command of a `/command ...` line, or "" for a message."""
+    if not line.startswith("/") or line.startswith("//"):
+        return ""
+    return line[1:].split(" ", 1)[0].lower()
+
+
+class _Stop(Exception):
+    """Raised inside the network thread when `close()` was called."""
+
+
+class ChatClient:
+    """A connection to chat-server that keeps itself logged in.
+
+    Call `start()`, then `send(line)` for what the user types and `close()` at the end; read
+    `events` (a `queue.Queue` of ClientEvent) from the GUI thread. All socket work happens in
+    one network thread; `send` and `close` only hand requests to it and never block.
+
+    Behaviour:
+    - the servers are tried in order; a failed attempt moves on to the next one at once, and
+      after a whole round has failed the client waits `backoff.delay(round)` (about 0.5 s,
+      doubling up to 10 s). After a dropped connection it waits about 0.5 s, then tries the
+      server it was on first, then the others;
+    - on every connection it sends `/nick NICK` (the current nick). If the server restored
+      the session (`Welcome back`) its rooms are taken as they are; if it did not (a restarted
+      standalone server), the client re-joins the rooms it had and re-activates the active
+      room;
+    - `nick NICK is in use` while logging back in means the old connection is still held (a
+      node that died keeps the nick in the cluster registry for up to 30 s): the client
+      retries `/nick` with backoff (1 s up to 5 s) until it gets in. On the very first login
+      it does not retry (someone else has that nick) and the user picks another with `/nick`;
+    - lines sent while not logged in are queued (up to MAX_QUEUED) and sent in order once
+      logged in (after the re-joins), except `/nick`, `/help` and `/quit`, which go out at once
+      when connected. `/quit` closes the client like `close()`.
+    """
+
+    def __init__(
+        self,
+        servers: Sequence[Server],
+        nick: str,
+        *,
+        backoff: Optional[Backoff] = None,
+        nick_backoff: Optional[Backoff] = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ) -> None:
+        if not servers:
+            raise ValueError("at least one server is needed")
+        self.servers = list(servers)
+        self.events: "queue.Queue[ClientEvent]" = queue.Queue()
+        self.backoff = backoff or Backoff()
+        self.nick_backoff = nick_backoff or Backoff(base=1.0, cap=5.0)
+        self.connect_timeout = connect_timeout
+        self._requests: "queue.SimpleQueue[tuple[str, str]]" = queue.SimpleQueue()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._thread = threading.Thread(target=self._run, name="chat-network", daemon=True)
+        self._lock = threading.Lock()
+        self._snapshot: tuple[Status, RoomState] = (Status(CONNECTING), RoomState())
+        # Owned by the network thread from here on.
+        self._desired_nick = nick
+        self._state = RoomState()
+        self._target: Optional[RoomState] = None  # rooms to get back after a reconnect
+        self._ever_logged_in = False
+        self._logged_in = False
+        self._queue: list[str] = []
+        self._status = Status(CONNECTING, nick=nick)
+        self._sock: Optional[socket.socket] = None
+        self._out = bytearray()
+        self._nick_attempts = 0
+        self._nick_retry_at: Optional[float] = None
+
+    # ---- the GUI thread's side ---------------------------------------------------------------
+
+    def start(self) -> None:
+        """Starts the network thread."""
+        self._thread.start()
+
+    def send(self, line: str) -> None:
+        """Sends a line as typed (commands pass through as they are); never blocks."""
+        self._request("send", line)
+
+    def close(self) -> None:
+        """Sends `/quit` if connected and stops; a `Closed` event follows."""
+        self._request("quit", "")
+
+    def join(self, timeout: Optional[float] = None) -> bool:
+        """Waits for the network thread to end; returns whether it has."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def snapshot(self) -> tuple[Status, RoomState]:
+        """The latest status and room state (thread-safe copies)."""
+        with self._lock:
+            status, state = self._snapshot
+            return status, state.copy()
+
+    def _request(self, kind: str, line: str) -> None:
+        self._requests.put((kind, line))
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:
+            pass  # the pipe is full (already woken) or closed (already stopped)
+
+    # ---- the network thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except _Stop:
+            pass
+        finally:
+            self._set_status(Status(DISCONNECTED, nick=self._current_nick(), queued=len(self._queue)))
+            self._close_socket()
+            self._wake_r.close()
+            self._wake_w.close()
+            self.events.put(Closed())
+
+    def _loop(self) -> None:
+        index = 0  # the server to try next
+        attempt = 0  # tries since the last connection that worked
+        rounds = 0  # whole rounds of the server list that failed
+        while True:
+            server = self.servers[index]
+            attempt += 1
+            first = attempt == 1 and not self._ever_logged_in
+            self._set_status(
+                Status(
+                    CONNECTING if first else RECONNECTING,
+                    server=server,
+                    nick=self._current_nick(),
+                    attempt=attempt,
+                    queued=len(self._queue),
+                )
+            )
+            sock = self._connect(server)
+            if sock is not None:
+                reason = self._session(sock, server)
+                self._notice(f"Connection to {server} lost: {reason}. Reconnecting…")
+                attempt, rounds = 0, 0
+                self._wait(self.backoff.delay(1), server, attempt + 1)  # the same server first
+                continue
+            index = (index + 1) % len(self.servers)
+            if attempt % len(self.servers) == 0:  # every server failed once more
+                rounds += 1
+                self._wait(self.backoff.delay(rounds), self.servers[index], attempt + 1)
+
+    def _wait(self, delay: float, server: Server, attempt: int) -> None:
+        """Waits `delay` seconds before the next try, handling requests meanwhile."""
+        retry_at = time.monotonic() + delay
+        self._set_status(
+            Status(
+                RECONNECTING,
+                server=server,
+                nick=self._current_nick(),
+                attempt=attempt,
+                retry_at=retry_at,
+                queued=len(self._queue),
+            )
+        )
+        while True:
+            left = retry_at - time.monotonic()
+            if left <= 0:
+                return
+            self._wait_for_requests(left)
+
+    def _wait_for_requests(self, timeout: float) -> None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            if selector.select(timeout):
+                self._handle_requests()
+
+    def _connect(self, server: Server) -> Optional[socket.socket]:
+        try:
+            sock = socket.create_connection((server.host, server.port), timeout=self.connect_timeout)
+        except OSError as error:
+            self._notice(f"Cannot connect to {server}: {error.strerror or error}.")
+            self._handle_requests()
+            return None
+        self._handle_requests()  # a close() during the connect wins
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        enable_keepalive(sock)
+        sock.setblocking(False)
+        return sock
+
+    def _session(self, sock: socket.socket, server: Server) -> str:
+        """Runs one connection until it ends; returns why it ended."""
+        self._sock = sock
+        self._out = bytearray()
+        self._logged_in = False
+        self._nick_attempts = 0
+        self._nick_retry_at = None
+        splitter = LineSplitter()
+        self._set_status(
+            Status(CONNECTED, server=server, nick=self._current_nick(), queued=len(self._queue))
+        )
+        self._write(f"/nick {self._current_nick()}")
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self._wake_r, selectors.EVENT_READ)
+                selector.register(sock, selectors.EVENT_READ)
+                while True:
+                    mask = selectors.EVENT_READ | (selectors.EVENT_WRITE if self._out else 0)
+                    selector.modify(sock, mask)
+                    timeout = None
+                    if self._nick_retry_at is not None:
+                        timeout = max(0.0, self._nick_retry_at - time.monotonic())
+                    for key, events in selector.select(timeout):
+                        if key.fileobj is self._wake_r:
+                            self._handle_requests()
+                        elif events & selectors.EVENT_READ:
+                            data = sock.recv(65536)
+                            if not data:
+                                return "the server closed the connection"
+                            for line in splitter.feed(data):
+                                self._on_line(line)
+                        if events & selectors.EVENT_WRITE and self._out:
+                            sent = sock.send(self._out)
+                            del self._out[:sent]
+                    if self._nick_retry_at is not None and time.monotonic() >= self._nick_retry_at:
+                        self._nick_retry_at = None
+                        self._write(f"/nick {self._current_nick()}")
+        except OSError as error:
+            return error.strerror or str(error)
+        finally:
+            self._close_socket()
+            if self._logged_in:
+                # What to get back on the next server if it does not restore our session.
+                self._target = self._state.copy()
+            self._logged_in = False
+
+    def _close_socket(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            finally:
+                self._sock = None
+
+    def _write(self, line: str) -> None:
+        self._out += (line + "\n").encode("utf-8")
+        if self._sock is not None:
+            try:
+                sent = self._sock.send(self._out)
+                del self._out[:sent]
+            except (BlockingIOError, InterruptedError):
+                pass  # the selector writes the rest when the socket is writable
+            except OSError:
+                pass  # the read side notices the broken connection
+
+    def _handle_requests(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        while True:
+            try:
+                kind, line = self._requests.get_nowait()
+            except queue.Empty:
+                return
+            if kind == "quit" or command_name(line) == "quit":
+                self._quit()
+            self._submit(line)
+
+    def _submit(self, line: str) -> None:
+        """A line from the user: sent now, or queued until we are logged in."""
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            return
+        command = command_name(line)
+        connected = self._sock is not None
+        if self._logged_in or (connected and command in ("nick", "help")):
+            words = line.split()
+            if command == "nick" and not self._logged_in and len(words) > 1:
+                self._desired_nick = words[1]  # the user picked another nick to log in with
+                self._nick_retry_at = None
+            self._write(line)
+            return
+        if len(self._queue) >= MAX_QUEUED:
+            self._notice(f"Not connected and {MAX_QUEUED} lines are already waiting; dropped: {line}")
+            return
+        self._queue.append(line)
+        self.events.put(Queued(line))
+        self._set_status(dataclasses.replace(self._status, queued=len(self._queue)))
+
+    def _quit(self) -> None:
+        """Says `/quit` if connected, waits a little for the server to close, and stops."""
+        sock = self._sock
+        if sock is not None:
+            deadline = time.monotonic() + QUIT_TIMEOUT
+            splitter = LineSplitter()
+            try:
+                sock.settimeout(QUIT_TIMEOUT)
+                sock.sendall(bytes(self._out) + b"/quit\n")
+                while (left := deadline - time.monotonic()) > 0:
+                    sock.settimeout(left)
+                    data = sock.recv(65536)
+                    if not data:
+                        break
+                    for line in splitter.feed(data):
+                        self.events.put(parse_line(line))
+            except OSError:
+                pass  # timed out or the connection broke: we are leaving anyway
+        raise _Stop
+
+    def _on_line(self, line: str) -> None:
+        event = parse_line(line)
+        if isinstance(event, OwnMessage):
+            event = dataclasses.replace(event, room=self._state.active)
+        self.events.put(event)
+        if self._state.apply(event):
+            self._publish_rooms()
+        if isinstance(event, Welcome):
+            self._logged_in_as(event)
+        elif isinstance(event, NickChanged):
+            self._desired_nick = event.new
+            self._set_status(dataclasses.replace(self._status, nick=event.new))
+        elif isinstance(event, ServerError) and not self._logged_in:
+            self._login_refused(event)
+
+    def _logged_in_as(self, welcome: Welcome) -> None:
+        self._logged_in = True
+        self._ever_logged_in = True
+        self._desired_nick = welcome.nick
+        self._nick_retry_at = None
+        target, self._target = self._target, None
+        if target is not None and not welcome.restored:
+            commands = rejoin_commands(target, self._state)
+            if commands:
+                rooms = ", ".join(r for r in target.rooms if not self._state.has_room(r)) or target.active
+                self._notice(f"The server did not keep your rooms; joining them again: {rooms}.")
+            for command in commands:
+                self._write(command)
+        queued, self._queue = self._queue, []
+        if queued:
+            self._notice(f"Sending {len(queued)} line{'s' if len(queued) != 1 else ''} typed while offline.")
+        for line in queued:
+            self._write(line)
+        self._set_status(
+            dataclasses.replace(self._status, nick=welcome.nick, logged_in=True, detail="", queued=0)
+        )
+
+    def _login_refused(self, error: ServerError) -> None:
+        nick = self._current_nick()
+        if error.nick_in_use is not None and self._ever_logged_in and name_key(error.nick_in_use) == name_key(nick):
+            # Our own old connection still holds the nick (it is not noticed dead yet, or a dead
+            # cluster node's claim has not expired): try again until it is free.
+            self._nick_attempts += 1
+            delay = self.nick_backoff.delay(self._nick_attempts)
+            self._nick_retry_at = time.monotonic() + delay
+            detail = f"nick {nick} is still held by the old connection; retrying in {math.ceil(delay)} s"
+        elif error.nick_in_use is not None or error.text.startswith("invalid nick"):
+            detail = f"{error.text}: choose another with /nick NAME"
+        else:
+            return
+        self._set_status(dataclasses.replace(self._status, detail=detail))
+
+    # ---- reporting ---------------------------------------------------------------------------
+
+    def _current_nick(self) -> str:
+        return self._state.nick if self._logged_in and self._state.nick else self._desired_nick
+
+    def _set_status(self, status: Status) -> None:
+        if status != self._status:
+            self._status = status
+            self.events.put(status)
+        with self._lock:
+            self._snapshot = (status, self._snapshot[1])
+
+    def _publish_rooms(self) -> None:
+        state = self._state.copy()
+        with self._lock:
+            self._snapshot = (self._snapshot[0], state)
+        self.events.put(RoomsChanged(state))
+
+    def _notice(self, text: str) -> None:
+        self.events.put(ClientNotice(text))
