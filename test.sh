@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Debian packages the suite needs: Xvfb and Tk for the desktop client's tests, Redis for
-# cluster mode, xauth for xvfb-run.
-needed=(xvfb xauth python3-tk redis-server)
+# cluster mode, xauth for xvfb-run, ImageMagick for the client's screenshot.
+needed=(xvfb xauth python3-tk redis-server imagemagick)
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -1,0 +1,215 @@
+"""The real Tk window under a display (Xvfb in ./test.sh) against the real chat-server: typing
+and Enter through Tk events, messages both ways, the room list, input history, the status bar
+through a server restart, closing the window, Ctrl+C on the command-line program, and a
+screenshot (saved to $TK_CLIENT_SCREENSHOT when set: `clients/python/screenshot.sh` does that
+for docs/tk-client.png)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+from support import CLIENT_DIR, DEADLINE, ChatServer, LineClient, core, wait_until
+
+try:
+    import tkinter as tk
+
+    import tk_chat_client as gui
+except ImportError as error:  # pragma: no cover - only without python3-tk
+    raise unittest.SkipTest(f"no tkinter: {error}")
+
+#: ASCII characters that can be typed as key events, with their Tk keysyms.
+KEYSYMS = {" ": "space", "/": "slash", ",": "comma", ".": "period", "!": "exclam", "-": "minus", "_": "underscore"}
+
+
+class WindowTest(unittest.TestCase):
+    """One window per test, with the other user (Вася) on a plain socket."""
+
+    def setUp(self) -> None:
+        try:
+            self.root = tk.Tk()
+        except tk.TclError as error:
+            self.skipTest(f"no display: {error}")
+        self.addCleanup(self._destroy_root)
+        self.server = ChatServer()
+        self.addCleanup(self.server.stop)
+        self.vasya = LineClient(self.server.port).login("Вася")
+        self.addCleanup(self.vasya.close)
+        self.client = core.ChatClient([self.server.address], "alice")
+        self.addCleanup(self.client.join, 10)
+        self.addCleanup(self.client.close)
+        self.window = gui.ChatWindow(self.root, self.client)
+        self.client.start()
+        self.wait(lambda: self.window.status.logged_in, "the window to log in")
+        self.vasya.expect("* [main] alice joined")
+
+    def _destroy_root(self) -> None:
+        try:
+            self.root.destroy()
+        except tk.TclError:
+            pass  # the window closed itself
+
+    def pump(self) -> None:
+        """Lets Tk process events (the test is the main loop)."""
+        if not self.window.closed:
+            self.root.update()
+
+    def wait(self, condition, what: str):  # type: ignore[no-untyped-def]
+        """Runs the window until `condition()` holds."""
+        return wait_until(condition, what, pump=self.pump)
+
+    def wait_view(self, text: str) -> None:
+        """Runs the window until its message view shows `text`."""
+        try:
+            self.wait(lambda: text in self.window.view_text(), repr(text))
+        except AssertionError:
+            raise AssertionError(f"{text!r} not in the view:\n{self.window.view_text()}") from None
+
+    def key(self, keysym: str) -> None:
+        """Presses and releases one key in the input line."""
+        self.window.entry.event_generate("<KeyPress>", keysym=keysym)
+        self.window.entry.event_generate("<KeyRelease>", keysym=keysym)
+        self.pump()
+
+    def type_line(self, text: str) -> None:
+        """Types `text` key by key into the input line and presses Return."""
+        self.window.entry.focus_force()
+        self.pump()
+        for char in text:
+            self.key(KEYSYMS.get(char, char))
+        self.assertEqual(self.window.entry.get(), text)
+        self.key("Return")
+        self.assertEqual(self.window.entry.get(), "")
+
+    def enter_text(self, text: str) -> None:
+        """Puts non-ASCII `text` into the input line (no US-keyboard keysyms) and presses Return."""
+        self.window.entry.focus_force()
+        self.window.entry.insert("end", text)
+        self.key("Return")
+
+    def active_room_in_list(self) -> str:
+        """The room highlighted in the room list."""
+        selection = self.window.rooms.curselection()
+        return self.window.rooms.get(selection[0]).strip().lstrip("# ") if selection else ""
+
+    def click_room(self, room: str) -> None:
+        """Clicks `room` in the room list."""
+        index = [self.window.rooms.get(i).strip().lstrip("# ") for i in range(self.window.rooms.size())].index(room)
+        self.window.rooms.selection_clear(0, "end")
+        self.window.rooms.selection_set(index)
+        self.window.rooms.event_generate("<<ListboxSelect>>")
+        self.pump()
+
+    def test_conversation_rooms_history_screenshot_and_close(self) -> None:
+        self.type_line("/join dev")
+        self.wait(lambda: self.active_room_in_list() == "dev", "dev to be the active room")
+        self.vasya.send("/join кухня")
+        self.vasya.expect("* Joined кухня. Active room: кухня.")
+        self.enter_text("/join кухня")
+        self.wait(lambda: self.active_room_in_list() == "кухня", "кухня to be the active room")
+        self.assertEqual(self.window.state.rooms, ["main", "dev", "кухня"])
+        self.click_room("dev")
+        self.wait(lambda: self.active_room_in_list() == "dev", "a click to make dev active")
+        self.click_room("кухня")
+        self.wait(lambda: self.active_room_in_list() == "кухня", "a click to make кухня active")
+
+        self.vasya.send("/join dev")
+        self.wait_view("[dev] Вася joined")
+        self.vasya.send("the release is at five")
+        self.wait_view("[dev] Вася: the release is at five")
+        self.vasya.send("/join кухня")
+        self.vasya.expect("* Active room: кухня.")
+        self.vasya.send("Привет, Алиса! Чай будет?")
+        self.wait_view("[кухня] Вася: Привет, Алиса! Чай будет?")
+        self.type_line("hello from the window, tea in five minutes")
+        self.wait_view("[кухня] You: hello from the window, tea in five minutes")
+        self.vasya.expect("[кухня] alice: hello from the window, tea in five minutes")
+        self.vasya.send("/me ставит чайник")
+        self.wait_view("[кухня] * Вася ставит чайник")
+        self.vasya.send("/msg alice the build is green, by the way")
+        self.wait_view("PM from Вася: the build is green, by the way")
+        self.enter_text("/msg Вася thanks!")
+        self.wait_view("PM to Вася: thanks!")
+        self.vasya.expect("(PM) alice: thanks!")
+        self.type_line("/msg carol hi")
+        self.wait_view("! no such user: carol")
+
+        # Tags make the kinds of lines look different.
+        for text, tag in (("You", "own_nick"), ("PM from Вася", "pm_head"), ("! no such user", "error")):
+            start = self.window.view.search(text, "1.0")
+            self.assertIn(tag, self.window.view.tag_names(start), text)
+
+        # Up and Down walk through what was typed, keeping the draft.
+        self.window.entry.insert(0, "draft")
+        self.key("Up")
+        self.assertEqual(self.window.entry.get(), "/msg carol hi")
+        self.key("Up")
+        self.assertEqual(self.window.entry.get(), "/msg Вася thanks!")
+        self.key("Down")
+        self.key("Down")
+        self.assertEqual(self.window.entry.get(), "draft")
+        self.window.entry.delete(0, "end")
+        self.assertIn("connected to 127.0.0.1:", self.window.status_label.cget("text"))
+        self.take_screenshot()
+
+        # Closing the window says /quit; the server tells the room.
+        self.root.tk.call(self.root.protocol("WM_DELETE_WINDOW"))
+        self.wait(lambda: self.window.closed, "the window to close")
+        self.vasya.expect("* [кухня] alice disconnected")
+        self.assertTrue(self.client.join(DEADLINE))
+
+    def test_status_bar_follows_a_server_restart(self) -> None:
+        self.type_line("/join dev")
+        self.wait(lambda: self.active_room_in_list() == "dev", "dev to be the active room")
+        self.server.kill()
+        self.wait(lambda: self.window.status_label.cget("text").startswith("reconnecting: attempt"), "the reconnecting status")
+        self.type_line("typed while away")
+        self.wait_view("(not sent yet, queued) typed while away")
+        self.wait(lambda: "1 line queued" in self.window.status_label.cget("text"), "the queue in the status")
+        self.server.start()
+        self.wait(lambda: self.window.status_label.cget("text").startswith("connected to"), "the connected status")
+        self.wait_view("[dev] You: typed while away")
+        self.assertEqual(self.window.state.rooms, ["main", "dev"])
+        self.assertEqual(self.active_room_in_list(), "dev")
+
+    def take_screenshot(self) -> None:
+        """Saves the window through screenshot.sh and checks that a PNG came out."""
+        self.root.lift()
+        self.pump()
+        target = os.environ.get("TK_CLIENT_SCREENSHOT")
+        with tempfile.TemporaryDirectory() as scratch:
+            out = Path(target) if target else Path(scratch) / "tk-client.png"
+            shot = subprocess.Popen([str(CLIENT_DIR / "screenshot.sh"), str(out), self.root.wm_frame()])
+            self.wait(lambda: shot.poll() is not None, "screenshot.sh to finish")
+            self.assertEqual(shot.returncode, 0)
+            self.assertEqual(out.read_bytes()[:8], b"\x89PNG\r\n\x1a\n")
+
+
+class CommandLineTest(unittest.TestCase):
+    """`tk_chat_client.py --nick ... --server ...` as a user runs it, stopped with Ctrl+C."""
+
+    def test_ctrl_c_quits_cleanly(self) -> None:
+        if not os.environ.get("DISPLAY"):
+            self.skipTest("no display")
+        server = ChatServer()
+        self.addCleanup(server.stop)
+        vasya = LineClient(server.port).login("Вася")
+        self.addCleanup(vasya.close)
+        program = subprocess.Popen(
+            [sys.executable, str(CLIENT_DIR / "tk_chat_client.py"), "--nick", "carol", "--server", f"127.0.0.1:{server.port}"],
+            stdin=subprocess.DEVNULL,
+        )
+        self.addCleanup(lambda: program.poll() is None and program.kill())
+        vasya.expect("* [main] carol joined")
+        program.send_signal(signal.SIGINT)
+        self.assertEqual(program.wait(timeout=DEADLINE), 0)
+        vasya.expect("* [main] carol disconnected")
+
+
+if __name__ == "__main__":
+    unittest.main()
