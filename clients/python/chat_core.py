@@ -25,7 +25,8 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Optional, Union
+from collections.abc import Sequence
 
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 5555
@@ -289,10 +290,7 @@ class RoomState:
             self.rooms = list(event.rooms)
             self.active = event.active
             self._ensure_member(event.active)
-        elif isinstance(event, Joined):
-            self._ensure_member(event.room)
-            self.active = event.room
-        elif isinstance(event, ActiveRoom):
+        elif isinstance(event, (Joined, ActiveRoom)):
             self._ensure_member(event.room)
             self.active = event.room
         elif isinstance(event, Left):
@@ -311,7 +309,7 @@ class RoomState:
         """Whether `room` is the active room."""
         return self.active is not None and name_key(self.active) == name_key(room)
 
-    def copy(self) -> "RoomState":
+    def copy(self) -> RoomState:
         """An independent copy (for handing to another thread)."""
         return RoomState(self.nick, list(self.rooms), self.active)
 
@@ -388,7 +386,7 @@ class Backoff:
 
     def delay(self, attempt: int) -> float:
         """The wait in seconds before retry number `attempt`."""
-        nominal = min(self.cap, self.base * 2 ** max(0, attempt - 1))
+        nominal = min(self.cap, self.base * 2.0 ** max(0, attempt - 1))
         spread = 1.0 + self.jitter * (2.0 * self.rng() - 1.0)
         return min(self.cap, nominal * spread)
 
@@ -478,7 +476,9 @@ ClientEvent = Union[ServerLine, Status, RoomsChanged, ClientNotice, Queued, Clos
 # --------------------------------------------------------------------------------------------
 
 
-def enable_keepalive(sock: socket.socket, idle: int = 10, interval: int = 5, count: int = 3) -> None:
+def enable_keepalive(
+    sock: socket.socket, idle: int = 10, interval: int = 5, count: int = 3
+) -> None:
     """Turns on TCP keepalive so a server that vanished is noticed within about 25 s idle.
 
     Also sets TCP_USER_TIMEOUT where available, so unacknowledged data (a line we sent to a
@@ -549,11 +549,11 @@ class ChatClient:
         if not servers:
             raise ValueError("at least one server is needed")
         self.servers = list(servers)
-        self.events: "queue.Queue[ClientEvent]" = queue.Queue()
+        self.events: queue.Queue[ClientEvent] = queue.Queue()
         self.backoff = backoff or Backoff()
         self.nick_backoff = nick_backoff or Backoff(base=1.0, cap=5.0)
         self.connect_timeout = connect_timeout
-        self._requests: "queue.SimpleQueue[tuple[str, str]]" = queue.SimpleQueue()
+        self._requests: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -572,6 +572,7 @@ class ChatClient:
         self._out = bytearray()
         self._nick_attempts = 0
         self._nick_retry_at: Optional[float] = None
+        self._connect_errors: set[str] = set()
 
     # ---- the GUI thread's side ---------------------------------------------------------------
 
@@ -613,7 +614,9 @@ class ChatClient:
         except _Stop:
             pass
         finally:
-            self._set_status(Status(DISCONNECTED, nick=self._current_nick(), queued=len(self._queue)))
+            self._set_status(
+                Status(DISCONNECTED, nick=self._current_nick(), queued=len(self._queue))
+            )
             self._close_socket()
             self._wake_r.close()
             self._wake_w.close()
@@ -675,12 +678,22 @@ class ChatClient:
 
     def _connect(self, server: Server) -> Optional[socket.socket]:
         try:
-            sock = socket.create_connection((server.host, server.port), timeout=self.connect_timeout)
+            sock = socket.create_connection(
+                (server.host, server.port), timeout=self.connect_timeout
+            )
         except OSError as error:
-            self._notice(f"Cannot connect to {server}: {error.strerror or error}.")
+            reason = f"Cannot connect to {server}: {error.strerror or error}."
+            if reason not in self._connect_errors:  # say it once per outage, not every retry
+                self._connect_errors.add(reason)
+                self._notice(reason)
             self._handle_requests()
             return None
-        self._handle_requests()  # a close() during the connect wins
+        self._connect_errors.clear()
+        try:
+            self._handle_requests()  # a close() during the connect wins
+        except _Stop:
+            sock.close()
+            raise
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         enable_keepalive(sock)
         sock.setblocking(False)
@@ -711,15 +724,19 @@ class ChatClient:
                     for key, events in selector.select(timeout):
                         if key.fileobj is self._wake_r:
                             self._handle_requests()
-                        elif events & selectors.EVENT_READ:
-                            data = sock.recv(65536)
-                            if not data:
-                                return "the server closed the connection"
-                            for line in splitter.feed(data):
-                                self._on_line(line)
-                        if events & selectors.EVENT_WRITE and self._out:
-                            sent = sock.send(self._out)
-                            del self._out[:sent]
+                            continue
+                        try:
+                            if events & selectors.EVENT_READ:
+                                data = sock.recv(65536)
+                                if not data:
+                                    return "the server closed the connection"
+                                for line in splitter.feed(data):
+                                    self._on_line(line)
+                            if events & selectors.EVENT_WRITE and self._out:
+                                sent = sock.send(self._out)
+                                del self._out[:sent]
+                        except (BlockingIOError, InterruptedError):
+                            pass  # a spurious wake-up: nothing to do this time
                     if self._nick_retry_at is not None and time.monotonic() >= self._nick_retry_at:
                         self._nick_retry_at = None
                         self._write(f"/nick {self._current_nick()}")
@@ -767,7 +784,9 @@ class ChatClient:
 
     def _submit(self, line: str) -> None:
         """A line from the user: sent now, or queued until we are logged in."""
-        line = line.rstrip("\r\n")
+        line = " ".join(
+            line.splitlines()
+        )  # pasted text must not become several lines (or commands)
         if not line.strip():
             return
         command = command_name(line)
@@ -780,7 +799,9 @@ class ChatClient:
             self._write(line)
             return
         if len(self._queue) >= MAX_QUEUED:
-            self._notice(f"Not connected and {MAX_QUEUED} lines are already waiting; dropped: {line}")
+            self._notice(
+                f"Not connected and {MAX_QUEUED} lines are already waiting; dropped: {line}"
+            )
             return
         self._queue.append(line)
         self.events.put(Queued(line))
@@ -830,28 +851,41 @@ class ChatClient:
         if target is not None and not welcome.restored:
             commands = rejoin_commands(target, self._state)
             if commands:
-                rooms = ", ".join(r for r in target.rooms if not self._state.has_room(r)) or target.active
+                rooms = (
+                    ", ".join(r for r in target.rooms if not self._state.has_room(r))
+                    or target.active
+                )
                 self._notice(f"The server did not keep your rooms; joining them again: {rooms}.")
             for command in commands:
                 self._write(command)
         queued, self._queue = self._queue, []
         if queued:
-            self._notice(f"Sending {len(queued)} line{'s' if len(queued) != 1 else ''} typed while offline.")
+            self._notice(
+                f"Sending {len(queued)} line{'s' if len(queued) != 1 else ''} typed while offline."
+            )
         for line in queued:
             self._write(line)
         self._set_status(
-            dataclasses.replace(self._status, nick=welcome.nick, logged_in=True, detail="", queued=0)
+            dataclasses.replace(
+                self._status, nick=welcome.nick, logged_in=True, detail="", queued=0
+            )
         )
 
     def _login_refused(self, error: ServerError) -> None:
         nick = self._current_nick()
-        if error.nick_in_use is not None and self._ever_logged_in and name_key(error.nick_in_use) == name_key(nick):
+        if (
+            error.nick_in_use is not None
+            and self._ever_logged_in
+            and name_key(error.nick_in_use) == name_key(nick)
+        ):
             # Our own old connection still holds the nick (it is not noticed dead yet, or a dead
             # cluster node's claim has not expired): try again until it is free.
             self._nick_attempts += 1
             delay = self.nick_backoff.delay(self._nick_attempts)
             self._nick_retry_at = time.monotonic() + delay
-            detail = f"nick {nick} is still held by the old connection; retrying in {math.ceil(delay)} s"
+            detail = (
+                f"nick {nick} is still held by the old connection; retrying in {math.ceil(delay)} s"
+            )
         elif error.nick_in_use is not None or error.text.startswith("invalid nick"):
             detail = f"{error.text}: choose another with /nick NAME"
         else:

@@ -19,7 +19,8 @@ import tkinter as tk
 import zlib
 from tkinter import font as tkfont
 from tkinter import simpledialog, ttk
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional
+from collections.abc import Sequence
 
 import chat_core as core
 
@@ -63,8 +64,16 @@ class Fonts:
     """The fonts the window uses, sized for reading."""
 
     def __init__(self, root: tk.Misc) -> None:
-        sans = pick_family(root, ["DejaVu Sans", "Noto Sans", "Segoe UI", "Helvetica Neue", "Helvetica"], "TkDefaultFont")
-        mono = pick_family(root, ["DejaVu Sans Mono", "Noto Sans Mono", "Consolas", "Menlo", "Courier"], "TkFixedFont")
+        sans = pick_family(
+            root,
+            ["DejaVu Sans", "Noto Sans", "Segoe UI", "Helvetica Neue", "Helvetica"],
+            "TkDefaultFont",
+        )
+        mono = pick_family(
+            root,
+            ["DejaVu Sans Mono", "Noto Sans Mono", "Consolas", "Menlo", "Courier"],
+            "TkFixedFont",
+        )
         self.body = tkfont.Font(root, family=sans, size=11)
         self.bold = tkfont.Font(root, family=sans, size=11, weight="bold")
         self.italic = tkfont.Font(root, family=sans, size=10, slant="italic")
@@ -175,7 +184,13 @@ class ChatWindow:
         # The status bar is packed first so it keeps its place when the window is small.
         bar = ttk.Frame(self.root, style="Status.TFrame", padding=(10, 3))
         bar.pack(fill="x", side="bottom")
-        self.status_dot = tk.Label(bar, text="●", background="#e7e9ec", foreground=STATUS_DOTS["busy"], font=self.fonts.status)
+        self.status_dot = tk.Label(
+            bar,
+            text="●",
+            background="#e7e9ec",
+            foreground=STATUS_DOTS["busy"],
+            font=self.fonts.status,
+        )
         self.status_dot.pack(side="left")
         self.status_label = ttk.Label(bar, text="", style="Status.TLabel")
         self.status_label.pack(side="left", padx=(4, 0))
@@ -217,7 +232,9 @@ class ChatWindow:
         side = ttk.Frame(outer, padding=(10, 0, 0, 0))
         side.grid(row=0, column=1, sticky="ns")
         side.rowconfigure(1, weight=1)
-        ttk.Label(side, text="ROOMS", style="Heading.TLabel").grid(row=0, column=0, columnspan=2, sticky="w", pady=(0, 4))
+        ttk.Label(side, text="ROOMS", style="Heading.TLabel").grid(
+            row=0, column=0, columnspan=2, sticky="w", pady=(0, 4)
+        )
         self.rooms = tk.Listbox(
             side,
             width=18,
@@ -249,7 +266,9 @@ class ChatWindow:
         bottom.columnconfigure(0, weight=1)
         self.entry = ttk.Entry(bottom, font=self.fonts.body)
         self.entry.grid(row=0, column=0, sticky="ew")
-        ttk.Button(bottom, text="Send", style="Send.TButton", command=self.submit).grid(row=0, column=1, padx=(8, 0))
+        ttk.Button(bottom, text="Send", style="Send.TButton", command=self.submit).grid(
+            row=0, column=1, padx=(8, 0)
+        )
         self.entry.bind("<Return>", self.submit)
         self.entry.bind("<KP_Enter>", self.submit)
         self.entry.bind("<Up>", self._history_back)
@@ -324,14 +343,18 @@ class ChatWindow:
 
     def ask_join(self) -> None:
         """Asks for a room name and joins it."""
-        room = simpledialog.askstring("Join a room", "Room name (created if new):", parent=self.root)
+        room = simpledialog.askstring(
+            "Join a room", "Room name (created if new):", parent=self.root
+        )
         if room is None:
             return
         room = room.strip()
         if core.valid_name(room):
             self.client.send(f"/join {room}")
         else:
-            self._append([(f"Not a valid room name: {room!r} (1-32 letters, digits, _ or -)", ("error",))])
+            self._append(
+                [(f"Not a valid room name: {room!r} (1-32 letters, digits, _ or -)", ("error",))]
+            )
 
     def leave_active(self) -> None:
         """Leaves the active room (`main` cannot be left)."""
@@ -355,7 +378,10 @@ class ChatWindow:
             self.handle(event)
             if self.closed:
                 return
-        give_up = self._closing_since is not None and time.monotonic() - self._closing_since > core.QUIT_TIMEOUT + 1
+        give_up = (
+            self._closing_since is not None
+            and time.monotonic() - self._closing_since > core.QUIT_TIMEOUT + 1
+        )
         if give_up:
             self._destroy()
             return
@@ -391,9 +417,16 @@ class ChatWindow:
     def format_line(self, event: core.ServerLine) -> list[tuple[str, tuple[str, ...]]]:
         """The pieces of text (with their tags) that show a server line."""
         if isinstance(event, core.RoomMessage):
-            return [(f"[{event.room}] ", (self._room_tag(event.room),)), (event.nick, ("nick",)), (f": {event.text}", ())]
+            return [
+                (f"[{event.room}] ", (self._room_tag(event.room),)),
+                (event.nick, ("nick",)),
+                (f": {event.text}", ()),
+            ]
         if isinstance(event, core.RoomAction):
-            return [(f"[{event.room}] ", (self._room_tag(event.room),)), (f"* {event.nick} {event.text}", ("action",))]
+            return [
+                (f"[{event.room}] ", (self._room_tag(event.room),)),
+                (f"* {event.nick} {event.text}", ("action",)),
+            ]
         if isinstance(event, core.OwnMessage):
             head = [(f"[{event.room}] ", (self._room_tag(event.room), "own"))] if event.room else []
             if event.text.startswith("* "):
@@ -404,7 +437,10 @@ class ChatWindow:
         if isinstance(event, core.OwnPrivateMessage):
             return [(f"PM to {event.nick}", ("pm", "pm_head")), (f": {event.text}", ("pm",))]
         if isinstance(event, core.Presence):
-            return [(f"[{event.room}] ", (self._room_tag(event.room),)), (event.raw[len(f"* [{event.room}] ") :], ("notice",))]
+            return [
+                (f"[{event.room}] ", (self._room_tag(event.room),)),
+                (event.raw[len(f"* [{event.room}] ") :], ("notice",)),
+            ]
         if isinstance(event, core.ServerError):
             return [(event.raw, ("error",))]
         if isinstance(event, core.UnknownLine):
@@ -413,7 +449,9 @@ class ChatWindow:
 
     def _append(self, pieces: list[tuple[str, tuple[str, ...]]]) -> None:
         at_bottom = self.view.yview()[1] >= 0.999
-        line_tags = tuple(tag for tag in ("own", "pm", "error") if any(tag in tags for _, tags in pieces))
+        line_tags = tuple(
+            tag for tag in ("own", "pm", "error") if any(tag in tags for _, tags in pieces)
+        )
         self.view.configure(state="normal")
         self.view.insert("end", time.strftime("%H:%M  "), ("time", "line") + line_tags)
         for text, tags in pieces:
@@ -438,7 +476,9 @@ class ChatWindow:
             if self.state.is_active(room):
                 self.rooms.selection_set(index)
                 self.rooms.see(index)
-        self.rooms.configure(foreground=TEXT if online else MUTED, selectbackground=ACCENT if online else "#8c959f")
+        self.rooms.configure(
+            foreground=TEXT if online else MUTED, selectbackground=ACCENT if online else "#8c959f"
+        )
         can_leave = online and self.state.active is not None and not self.state.is_active("main")
         self.leave_button.state(["!disabled"] if can_leave else ["disabled"])
 
@@ -461,20 +501,26 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description="Desktop client for chat-server.")
     parser.add_argument("--nick", help="your nick (skips the nick dialog)")
-    parser.add_argument("--host", default=core.DEFAULT_HOST, help="server host (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=core.DEFAULT_PORT, help="server port (default: %(default)s)")
+    parser.add_argument(
+        "--host", default=core.DEFAULT_HOST, help="server host (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=core.DEFAULT_PORT, help="server port (default: %(default)s)"
+    )
     parser.add_argument(
         "--server",
         action="append",
         default=[],
         metavar="HOST:PORT",
-        help="a server to use; repeat for a list tried in order (for a cluster); replaces --host/--port",
+        help="a server; repeat for a list tried in order (a cluster); replaces --host/--port",
     )
     args = parser.parse_args(argv)
     if args.nick is not None and not core.valid_name(args.nick):
         parser.error(f"invalid nick {args.nick!r}: use 1-32 letters, digits, _ or -")
     try:
-        args.servers = [core.parse_server(text) for text in args.server] or [core.Server(args.host, args.port)]
+        args.servers = [core.parse_server(text) for text in args.server] or [
+            core.Server(args.host, args.port)
+        ]
     except ValueError as error:
         parser.error(str(error))
     return args

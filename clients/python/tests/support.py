@@ -135,7 +135,17 @@ class Redis:
             raise unittest.SkipTest("redis-server is not installed (./test.sh installs it)")
         self.port = free_port()
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
         )
@@ -185,13 +195,18 @@ class LineClient:
             except socket.timeout:
                 continue
             if not data:
-                raise AssertionError(f"connection closed before {wanted!r}; got {self.seen[-10:]!r}")
+                raise AssertionError(
+                    f"connection closed before {wanted!r}; got {self.seen[-10:]!r}"
+                )
             self.lines.extend(self.splitter.feed(data))
 
-    def login(self, nick: str) -> "LineClient":
+    def login(self, nick: str) -> LineClient:
         """Sets the nick and waits for the welcome."""
         self.send(f"/nick {nick}")
-        self.expect(lambda line: line.startswith(f"* Welcome, {nick}.") or line.startswith(f"* Welcome back, {nick}."))
+        self.expect(
+            lambda line: line.startswith(f"* Welcome, {nick}.")
+            or line.startswith(f"* Welcome back, {nick}.")
+        )
         return self
 
     def close(self) -> None:
@@ -225,7 +240,9 @@ class Proxy:
                 downstream.close()
                 continue
             try:
-                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=DEADLINE)
+                upstream = socket.create_connection(
+                    ("127.0.0.1", self.target_port), timeout=DEADLINE
+                )
             except OSError:
                 downstream.close()
                 continue
@@ -280,7 +297,9 @@ class EventLog:
             except core.queue.Empty:
                 return
 
-    def wait_for(self, matches: Callable[[core.ClientEvent], bool], what: str, timeout: float = DEADLINE) -> core.ClientEvent:
+    def wait_for(
+        self, matches: Callable[[core.ClientEvent], bool], what: str, timeout: float = DEADLINE
+    ) -> core.ClientEvent:
         """The first event after the previous match that `matches`; fails after `timeout`."""
 
         def find() -> Optional[core.ClientEvent]:
@@ -294,17 +313,23 @@ class EventLog:
         try:
             return wait_until(find, what, timeout)
         except AssertionError:
-            raise AssertionError(f"gave up waiting for {what}; last events: {self.events[-15:]!r}") from None
+            raise AssertionError(
+                f"gave up waiting for {what}; last events: {self.events[-15:]!r}"
+            ) from None
 
     def wait_line(self, raw: str, timeout: float = DEADLINE) -> core.ServerLine:
         """Waits for the server line `raw`."""
-        return self.wait_for(lambda e: isinstance(e, core.ServerLine) and e.raw == raw, repr(raw), timeout)
+        return self.wait_for(
+            lambda e: isinstance(e, core.ServerLine) and e.raw == raw, repr(raw), timeout
+        )
 
     def wait_logged_in(self, timeout: float = DEADLINE) -> core.Welcome:
         """Waits for the next welcome (a login, first or after a reconnect)."""
         return self.wait_for(lambda e: isinstance(e, core.Welcome), "a welcome", timeout)
 
-    def wait_rooms(self, rooms: list[str], active: str, timeout: float = DEADLINE) -> core.RoomState:
+    def wait_rooms(
+        self, rooms: list[str], active: str, timeout: float = DEADLINE
+    ) -> core.RoomState:
         """Waits until the client's room state is `rooms` with `active` active."""
 
         def settled() -> Optional[core.RoomState]:
@@ -317,7 +342,9 @@ class EventLog:
         try:
             return wait_until(settled, "", timeout)
         except AssertionError:
-            raise AssertionError(f"rooms never became {rooms} with {active} active; now {self.client.snapshot()}") from None
+            raise AssertionError(
+                f"rooms never became {rooms} with {active} active; now {self.client.snapshot()}"
+            ) from None
 
     def of_type(self, kind: type) -> list[core.ClientEvent]:
         """All events so far of one type."""

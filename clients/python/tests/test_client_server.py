@@ -66,14 +66,21 @@ class ClientAgainstServerTest(unittest.TestCase):
         log.wait_line("(PM to bob) You: psst")
         bob.expect("(PM) alice: psst")
         bob.send("/msg alice back")
-        self.assertEqual(log.wait_line("(PM) bob: back"), core.PrivateMessage("(PM) bob: back", "bob", "back"))
+        self.assertEqual(
+            log.wait_line("(PM) bob: back"), core.PrivateMessage("(PM) bob: back", "bob", "back")
+        )
 
         server.kill()
-        log.wait_for(lambda e: isinstance(e, core.Status) and e.state == core.RECONNECTING, "reconnecting")
+        log.wait_for(
+            lambda e: isinstance(e, core.Status) and e.state == core.RECONNECTING, "reconnecting"
+        )
         server.start()  # same port, empty: the standalone server has forgotten every session
         welcome = log.wait_logged_in()
         self.assertEqual((welcome.nick, welcome.restored), ("alice", False))
-        log.wait_for(lambda e: isinstance(e, core.ClientNotice) and "joining them again" in e.text, "the re-join notice")
+        log.wait_for(
+            lambda e: isinstance(e, core.ClientNotice) and "joining them again" in e.text,
+            "the re-join notice",
+        )
         log.wait_rooms(["main", "dev", "кухня"], "dev")
 
         # The server agrees: alice is back in her rooms, and talks in dev.
@@ -88,13 +95,17 @@ class ClientAgainstServerTest(unittest.TestCase):
         bob.expect("[dev] alice: back again")
 
     def test_dropped_connection_gets_the_saved_session_back(self) -> None:
-        client, log, _server, proxy = self.in_rooms_behind_proxy()
+        _client, log, _server, proxy = self.in_rooms_behind_proxy()
 
         proxy.cut()  # a network failure: the server sees the peer go and saves the session
         welcome = log.wait_logged_in()
-        self.assertEqual(welcome, core.Welcome(welcome.raw, "alice", ("main", "dev", "кухня"), "dev", True))
+        self.assertEqual(
+            welcome, core.Welcome(welcome.raw, "alice", ("main", "dev", "кухня"), "dev", True)
+        )
         log.wait_rooms(["main", "dev", "кухня"], "dev")
-        self.assertFalse([e for e in log.of_type(core.ClientNotice) if "joining them again" in e.text])
+        self.assertFalse(
+            [e for e in log.of_type(core.ClientNotice) if "joining them again" in e.text]
+        )
 
     def test_lines_typed_while_disconnected_are_sent_after_reconnecting(self) -> None:
         server = self.start_server()
@@ -103,7 +114,9 @@ class ClientAgainstServerTest(unittest.TestCase):
         self.join_rooms(client, log)
 
         server.kill()
-        log.wait_for(lambda e: isinstance(e, core.Status) and e.state == core.RECONNECTING, "reconnecting")
+        log.wait_for(
+            lambda e: isinstance(e, core.Status) and e.state == core.RECONNECTING, "reconnecting"
+        )
         client.send("written offline")
         client.send("/me is back")
         log.wait_for(lambda e: e == core.Queued("written offline"), "the line to be queued")
@@ -121,7 +134,9 @@ class ClientAgainstServerTest(unittest.TestCase):
         self.other_user(server.port, "alice")
         client, log = self.start_client(server.port)
         log.wait_line("! nick alice is in use")
-        status = wait_until(lambda: client.snapshot()[0].detail and client.snapshot()[0], "the status to explain")
+        status = wait_until(
+            lambda: client.snapshot()[0].detail and client.snapshot()[0], "the status to explain"
+        )
         self.assertIn("/nick", status.detail)
         self.assertFalse(status.logged_in)
         client.send("hello")  # kept until logged in
@@ -141,12 +156,16 @@ class ClientAgainstServerTest(unittest.TestCase):
 
         def took_nick() -> bool:
             holder.send("/nick alice")
-            return holder.expect(lambda line: line.startswith(("* Welcome", "! nick"))).startswith("* Welcome")
+            return holder.expect(lambda line: line.startswith(("* Welcome", "! nick"))).startswith(
+                "* Welcome"
+            )
 
         wait_until(took_nick, "the other connection to get the nick")
         proxy.refuse = False
         log.wait_line("! nick alice is in use")
-        wait_until(lambda: "retrying" in client.snapshot()[0].detail, "the status to say it retries")
+        wait_until(
+            lambda: "retrying" in client.snapshot()[0].detail, "the status to say it retries"
+        )
         holder.send("/quit")
         welcome = log.wait_logged_in()
         self.assertEqual(welcome.nick, "alice")

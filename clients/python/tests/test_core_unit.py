@@ -12,65 +12,80 @@ from support import core
 class ParseLineTest(unittest.TestCase):
     """Every documented line kind (docs/PROTOCOL.md) parses into its event."""
 
+    def assertParses(self, raw: str, kind: type, *fields: object) -> None:
+        """`raw` parses into `kind(raw, *fields)`."""
+        self.assertEqual(core.parse_line(raw), kind(raw, *fields))
+
     def test_room_message_and_action(self) -> None:
-        self.assertEqual(
-            core.parse_line("[кухня] Вася: Привет: как дела?"),
-            core.RoomMessage("[кухня] Вася: Привет: как дела?", "кухня", "Вася", "Привет: как дела?"),
+        self.assertParses(
+            "[кухня] Вася: Привет: как дела?",
+            core.RoomMessage,
+            "кухня",
+            "Вася",
+            "Привет: как дела?",
         )
-        self.assertEqual(
-            core.parse_line("[main] * alice waves at [bob]"),
-            core.RoomAction("[main] * alice waves at [bob]", "main", "alice", "waves at [bob]"),
+        self.assertParses(
+            "[main] * alice waves at [bob]", core.RoomAction, "main", "alice", "waves at [bob]"
         )
 
     def test_own_and_private_messages(self) -> None:
-        self.assertEqual(core.parse_line("You: hi all"), core.OwnMessage("You: hi all", "hi all"))
-        self.assertEqual(core.parse_line("You: * alice waves").text, "* alice waves")
-        self.assertEqual(core.parse_line("(PM) alice: psst"), core.PrivateMessage("(PM) alice: psst", "alice", "psst"))
-        self.assertEqual(
-            core.parse_line("(PM to bob) You: see you: later"),
-            core.OwnPrivateMessage("(PM to bob) You: see you: later", "bob", "see you: later"),
+        self.assertParses("You: hi all", core.OwnMessage, "hi all")
+        self.assertParses("You: * alice waves", core.OwnMessage, "* alice waves")
+        self.assertParses("(PM) alice: psst", core.PrivateMessage, "alice", "psst")
+        self.assertParses(
+            "(PM to bob) You: see you: later", core.OwnPrivateMessage, "bob", "see you: later"
         )
 
     def test_welcome_lines(self) -> None:
-        fresh = core.parse_line("* Welcome, Алиса. Rooms: main. Active room: main.")
-        self.assertEqual(fresh, core.Welcome(fresh.raw, "Алиса", ("main",), "main", False))
-        back = core.parse_line("* Welcome back, alice. Rooms: main, dev, кухня. Active room: dev.")
-        self.assertEqual(back, core.Welcome(back.raw, "alice", ("main", "dev", "кухня"), "dev", True))
-        greeting = core.parse_line("* Welcome to chat-server. Set your nick with /nick NAME; /help lists the commands.")
-        self.assertIsInstance(greeting, core.Notice)
+        self.assertParses(
+            "* Welcome, Алиса. Rooms: main. Active room: main.",
+            core.Welcome,
+            "Алиса",
+            ("main",),
+            "main",
+            False,
+        )
+        self.assertParses(
+            "* Welcome back, alice. Rooms: main, dev, кухня. Active room: dev.",
+            core.Welcome,
+            "alice",
+            ("main", "dev", "кухня"),
+            "dev",
+            True,
+        )
+        greeting = (
+            "* Welcome to chat-server. Set your nick with /nick NAME; /help lists the commands."
+        )
+        self.assertParses(greeting, core.Notice, greeting[2:])
 
     def test_room_changes(self) -> None:
-        self.assertEqual(core.parse_line("* Joined dev. Active room: dev."), core.Joined("* Joined dev. Active room: dev.", "dev"))
-        self.assertEqual(core.parse_line("* Active room: dev."), core.ActiveRoom("* Active room: dev.", "dev"))
-        self.assertEqual(
-            core.parse_line("* Left кухня. Active room: main."), core.Left("* Left кухня. Active room: main.", "кухня", "main")
-        )
-        self.assertEqual(
-            core.parse_line("* You are now bob (was alice)."), core.NickChanged("* You are now bob (was alice).", "bob", "alice")
-        )
+        self.assertParses("* Joined dev. Active room: dev.", core.Joined, "dev")
+        self.assertParses("* Active room: dev.", core.ActiveRoom, "dev")
+        self.assertParses("* Left кухня. Active room: main.", core.Left, "кухня", "main")
+        self.assertParses("* You are now bob (was alice).", core.NickChanged, "bob", "alice")
 
     def test_presence(self) -> None:
         for what in ("joined", "left", "disconnected"):
-            line = f"* [dev] Вася {what}"
-            self.assertEqual(core.parse_line(line), core.Presence(line, "dev", "Вася", what))
-        renamed = core.parse_line("* [main] alice is now bob")
-        self.assertEqual(renamed, core.Presence(renamed.raw, "main", "alice", "renamed", "bob"))
+            self.assertParses(f"* [dev] Вася {what}", core.Presence, "dev", "Вася", what)
+        self.assertParses(
+            "* [main] alice is now bob", core.Presence, "main", "alice", "renamed", "bob"
+        )
 
     def test_notices_errors_and_the_rest(self) -> None:
-        self.assertEqual(core.parse_line("* Rooms (2): dev (1), main (2)").text, "Rooms (2): dev (1), main (2)")
-        self.assertEqual(core.parse_line("* You are already alice.").text, "You are already alice.")
-        error = core.parse_line("! nick Вася is in use")
-        self.assertEqual(error, core.ServerError("! nick Вася is in use", "nick Вася is in use", "Вася"))
-        other = core.parse_line("! no such user: bob")
-        self.assertEqual((other.text, other.nick_in_use), ("no such user: bob", None))
-        self.assertEqual(core.parse_line("something else"), core.UnknownLine("something else"))
+        self.assertParses(
+            "* Rooms (2): dev (1), main (2)", core.Notice, "Rooms (2): dev (1), main (2)"
+        )
+        self.assertParses("* You are already alice.", core.Notice, "You are already alice.")
+        self.assertParses("! nick Вася is in use", core.ServerError, "nick Вася is in use", "Вася")
+        self.assertParses("! no such user: bob", core.ServerError, "no such user: bob", None)
+        self.assertParses("something else", core.UnknownLine)
 
 
 class LineSplitterTest(unittest.TestCase):
     """Bytes to lines with an incremental UTF-8 decoder."""
 
     def test_multibyte_characters_split_across_reads(self) -> None:
-        data = "[кухня] Вася: Привет, 東京 🎉\r\nYou: ок\r\n".encode("utf-8")
+        data = "[кухня] Вася: Привет, 東京 🎉\r\nYou: ок\r\n".encode()
         splitter = core.LineSplitter()
         lines = [line for byte in data for line in splitter.feed(bytes([byte]))]
         self.assertEqual(lines, ["[кухня] Вася: Привет, 東京 🎉", "You: ок"])
@@ -115,11 +130,16 @@ class RoomStateTest(unittest.TestCase):
     def test_rejoin_plan_after_a_server_forgot_us(self) -> None:
         target = core.RoomState("alice", ["main", "dev", "кухня"], "dev")
         fresh = core.RoomState("alice", ["main"], "main")
-        self.assertEqual(core.rejoin_commands(target, fresh), ["/join dev", "/join кухня", "/join dev"])
+        self.assertEqual(
+            core.rejoin_commands(target, fresh), ["/join dev", "/join кухня", "/join dev"]
+        )
         last_active = core.RoomState("alice", ["main", "dev", "кухня"], "кухня")
         self.assertEqual(core.rejoin_commands(last_active, fresh), ["/join dev", "/join кухня"])
         self.assertEqual(core.rejoin_commands(core.RoomState("a", ["main"], "main"), fresh), [])
-        self.assertEqual(core.rejoin_commands(target, core.RoomState("a", ["main", "DEV", "кухня"], "кухня")), ["/join dev"])
+        self.assertEqual(
+            core.rejoin_commands(target, core.RoomState("a", ["main", "DEV", "кухня"], "кухня")),
+            ["/join dev"],
+        )
 
 
 class PolicyTest(unittest.TestCase):
@@ -129,7 +149,9 @@ class PolicyTest(unittest.TestCase):
         low = core.Backoff(rng=lambda: 0.0)
         high = core.Backoff(rng=lambda: 0.999999)
         middle = core.Backoff(rng=lambda: 0.5)
-        self.assertEqual([middle.delay(n) for n in range(1, 8)], [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0])
+        self.assertEqual(
+            [middle.delay(n) for n in range(1, 8)], [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+        )
         for n in range(1, 30):
             self.assertTrue(0.4 <= low.delay(n) <= high.delay(n) <= 10.0)
         self.assertLess(low.delay(3), middle.delay(3))  # jitter spreads the retries
@@ -155,10 +177,15 @@ class PolicyTest(unittest.TestCase):
     def test_status_line(self) -> None:
         server = core.Server("127.0.0.1", 5555)
         self.assertEqual(
-            core.Status(core.CONNECTED, server, "alice", logged_in=True).describe(), "connected to 127.0.0.1:5555 as alice"
+            core.Status(core.CONNECTED, server, "alice", logged_in=True).describe(),
+            "connected to 127.0.0.1:5555 as alice",
         )
-        waiting = core.Status(core.RECONNECTING, server, "alice", attempt=3, retry_at=100.0, queued=2)
-        self.assertEqual(waiting.describe(now=97.2), "reconnecting: attempt 3, next try in 3 s · 2 lines queued")
+        waiting = core.Status(
+            core.RECONNECTING, server, "alice", attempt=3, retry_at=100.0, queued=2
+        )
+        self.assertEqual(
+            waiting.describe(now=97.2), "reconnecting: attempt 3, next try in 3 s · 2 lines queued"
+        )
         self.assertEqual(core.Status(core.DISCONNECTED).describe(), "disconnected")
 
 

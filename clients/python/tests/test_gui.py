@@ -13,6 +13,7 @@ import sys
 import tempfile
 import unittest
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from support import CLIENT_DIR, DEADLINE, ChatServer, LineClient, core, wait_until
 
@@ -21,10 +22,20 @@ try:
 
     import tk_chat_client as gui
 except ImportError as error:  # pragma: no cover - only without python3-tk
-    raise unittest.SkipTest(f"no tkinter: {error}")
+    raise unittest.SkipTest(f"no tkinter: {error}") from None
+
+T = TypeVar("T")
 
 #: ASCII characters that can be typed as key events, with their Tk keysyms.
-KEYSYMS = {" ": "space", "/": "slash", ",": "comma", ".": "period", "!": "exclam", "-": "minus", "_": "underscore"}
+KEYSYMS = {
+    " ": "space",
+    "/": "slash",
+    ",": "comma",
+    ".": "period",
+    "!": "exclam",
+    "-": "minus",
+    "_": "underscore",
+}
 
 
 class WindowTest(unittest.TestCase):
@@ -59,7 +70,7 @@ class WindowTest(unittest.TestCase):
         if not self.window.closed:
             self.root.update()
 
-    def wait(self, condition, what: str):  # type: ignore[no-untyped-def]
+    def wait(self, condition: Callable[[], T], what: str) -> T:
         """Runs the window until `condition()` holds."""
         return wait_until(condition, what, pump=self.pump)
 
@@ -99,7 +110,9 @@ class WindowTest(unittest.TestCase):
 
     def click_room(self, room: str) -> None:
         """Clicks `room` in the room list."""
-        index = [self.window.rooms.get(i).strip().lstrip("# ") for i in range(self.window.rooms.size())].index(room)
+        index = [
+            self.window.rooms.get(i).strip().lstrip("# ") for i in range(self.window.rooms.size())
+        ].index(room)
         self.window.rooms.selection_clear(0, "end")
         self.window.rooms.selection_set(index)
         self.window.rooms.event_generate("<<ListboxSelect>>")
@@ -140,7 +153,11 @@ class WindowTest(unittest.TestCase):
         self.wait_view("! no such user: carol")
 
         # Tags make the kinds of lines look different.
-        for text, tag in (("You", "own_nick"), ("PM from Вася", "pm_head"), ("! no such user", "error")):
+        for text, tag in (
+            ("You", "own_nick"),
+            ("PM from Вася", "pm_head"),
+            ("! no such user", "error"),
+        ):
             start = self.window.view.search(text, "1.0")
             self.assertIn(tag, self.window.view.tag_names(start), text)
 
@@ -157,22 +174,62 @@ class WindowTest(unittest.TestCase):
         self.assertIn("connected to 127.0.0.1:", self.window.status_label.cget("text"))
         self.take_screenshot()
 
+        # Leave leaves the active room; Join… asks for a name and joins it.
+        self.window.leave_button.invoke()
+        self.wait(lambda: self.active_room_in_list() == "main", "main to be active after Leave")
+        self.vasya.expect("* [кухня] alice left")
+        self.assertEqual(self.window.state.rooms, ["main", "dev"])
+        self.assertIn("disabled", self.window.leave_button.state())  # main cannot be left
+        asked = gui.simpledialog.askstring
+        gui.simpledialog.askstring = lambda *args, **kwargs: "проект"
+        try:
+            self.window.join_button.invoke()
+        finally:
+            gui.simpledialog.askstring = asked
+        self.wait(lambda: self.active_room_in_list() == "проект", "the new room to be active")
+
         # Closing the window says /quit; the server tells the room.
         self.root.tk.call(self.root.protocol("WM_DELETE_WINDOW"))
         self.wait(lambda: self.window.closed, "the window to close")
-        self.vasya.expect("* [кухня] alice disconnected")
+        self.vasya.expect("* [main] alice disconnected")
         self.assertTrue(self.client.join(DEADLINE))
+
+    def test_view_follows_new_lines_unless_scrolled_up(self) -> None:
+        def show(count: int) -> None:
+            for n in range(count):
+                self.vasya.send(f"line {n} of many")
+            self.wait_view(f"[main] Вася: line {count - 1} of many")
+
+        show(60)
+        self.assertEqual(self.window.view.yview()[1], 1.0)  # following the end
+        self.window.view.yview_moveto(0.0)  # the user scrolls up to read
+        self.pump()
+        show(5)
+        self.assertEqual(self.window.view.yview()[0], 0.0)  # left where the user is
+        self.window.view.yview_moveto(1.0)  # back at the end: following again
+        self.pump()
+        show(5)
+        self.assertEqual(self.window.view.yview()[1], 1.0)
 
     def test_status_bar_follows_a_server_restart(self) -> None:
         self.type_line("/join dev")
         self.wait(lambda: self.active_room_in_list() == "dev", "dev to be the active room")
         self.server.kill()
-        self.wait(lambda: self.window.status_label.cget("text").startswith("reconnecting: attempt"), "the reconnecting status")
+        self.wait(
+            lambda: self.window.status_label.cget("text").startswith("reconnecting: attempt"),
+            "the reconnecting status",
+        )
         self.type_line("typed while away")
         self.wait_view("(not sent yet, queued) typed while away")
-        self.wait(lambda: "1 line queued" in self.window.status_label.cget("text"), "the queue in the status")
+        self.wait(
+            lambda: "1 line queued" in self.window.status_label.cget("text"),
+            "the queue in the status",
+        )
         self.server.start()
-        self.wait(lambda: self.window.status_label.cget("text").startswith("connected to"), "the connected status")
+        self.wait(
+            lambda: self.window.status_label.cget("text").startswith("connected to"),
+            "the connected status",
+        )
         self.wait_view("[dev] You: typed while away")
         self.assertEqual(self.window.state.rooms, ["main", "dev"])
         self.assertEqual(self.active_room_in_list(), "dev")
@@ -184,10 +241,37 @@ class WindowTest(unittest.TestCase):
         target = os.environ.get("TK_CLIENT_SCREENSHOT")
         with tempfile.TemporaryDirectory() as scratch:
             out = Path(target) if target else Path(scratch) / "tk-client.png"
-            shot = subprocess.Popen([str(CLIENT_DIR / "screenshot.sh"), str(out), self.root.wm_frame()])
+            shot = subprocess.Popen(
+                [str(CLIENT_DIR / "screenshot.sh"), str(out), self.root.wm_frame()]
+            )
             self.wait(lambda: shot.poll() is not None, "screenshot.sh to finish")
             self.assertEqual(shot.returncode, 0)
             self.assertEqual(out.read_bytes()[:8], b"\x89PNG\r\n\x1a\n")
+
+
+class NickDialogTest(unittest.TestCase):
+    """The dialog at start accepts only nicks the server would."""
+
+    def test_rejects_a_bad_nick_and_accepts_a_good_one(self) -> None:
+        try:
+            root = tk.Tk()
+        except tk.TclError as error:
+            self.skipTest(f"no display: {error}")
+        self.addCleanup(root.destroy)
+        dialog = gui.NickDialog(root)
+        root.update()
+        dialog.entry.insert(0, "two words")
+        dialog.ok()
+        self.assertTrue(dialog.error.cget("text"))
+        self.assertIsNone(dialog.result)
+        dialog.entry.delete(0, "end")
+        dialog.entry.insert(0, "Алиса")
+        dialog.entry.focus_force()
+        root.update()
+        dialog.entry.event_generate("<Return>")
+        root.update()
+        self.assertEqual(dialog.result, "Алиса")
+        self.assertFalse(dialog.winfo_exists())
 
 
 class CommandLineTest(unittest.TestCase):
@@ -201,10 +285,18 @@ class CommandLineTest(unittest.TestCase):
         vasya = LineClient(server.port).login("Вася")
         self.addCleanup(vasya.close)
         program = subprocess.Popen(
-            [sys.executable, str(CLIENT_DIR / "tk_chat_client.py"), "--nick", "carol", "--server", f"127.0.0.1:{server.port}"],
+            [
+                sys.executable,
+                str(CLIENT_DIR / "tk_chat_client.py"),
+                "--nick",
+                "carol",
+                "--server",
+                f"127.0.0.1:{server.port}",
+            ],
             stdin=subprocess.DEVNULL,
         )
-        self.addCleanup(lambda: program.poll() is None and program.kill())
+        self.addCleanup(program.wait, DEADLINE)
+        self.addCleanup(program.kill)  # in case it did not exit by itself
         vasya.expect("* [main] carol joined")
         program.send_signal(signal.SIGINT)
         self.assertEqual(program.wait(timeout=DEADLINE), 0)
