@@ -24,6 +24,7 @@ import selectors
 import socket
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 from collections.abc import Sequence
@@ -465,7 +466,12 @@ class Queued:
 
 @dataclass(frozen=True)
 class Closed:
-    """The client stopped for good (after `close()`); no more events follow."""
+    """The client stopped for good; no more events follow.
+
+    `error` is None after `close()` or `/quit`, else what broke the network thread (a bug).
+    """
+
+    error: Optional[str] = None
 
 
 ClientEvent = Union[ServerLine, Status, RoomsChanged, ClientNotice, Queued, Closed]
@@ -609,18 +615,19 @@ class ChatClient:
     # ---- the network thread ------------------------------------------------------------------
 
     def _run(self) -> None:
+        error = None
         try:
             self._loop()
         except _Stop:
             pass
-        finally:
-            self._set_status(
-                Status(DISCONNECTED, nick=self._current_nick(), queued=len(self._queue))
-            )
-            self._close_socket()
-            self._wake_r.close()
-            self._wake_w.close()
-            self.events.put(Closed())
+        except Exception as failure:  # a bug: report it rather than vanish silently
+            traceback.print_exc()
+            error = f"{type(failure).__name__}: {failure}"
+        self._set_status(Status(DISCONNECTED, nick=self._current_nick(), queued=len(self._queue)))
+        self._close_socket()
+        self._wake_r.close()
+        self._wake_w.close()
+        self.events.put(Closed(error))
 
     def _loop(self) -> None:
         index = 0  # the server to try next

@@ -403,8 +403,10 @@ class ChatWindow:
             self._append([(f"— {event.text}", ("client",))])
         elif isinstance(event, core.Queued):
             self._append([(f"(not sent yet, queued) {event.line}", ("queued",))])
+        elif isinstance(event, core.Closed) and event.error is not None:
+            self._append([(f"The client stopped working: {event.error}", ("error",))])
         elif isinstance(event, core.Closed):
-            self._destroy()
+            self._destroy()  # the user closed the window or typed /quit
         elif isinstance(event, core.ServerLine):
             self._append(self.format_line(event))
 

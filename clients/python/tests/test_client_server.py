@@ -56,7 +56,7 @@ class ClientAgainstServerTest(unittest.TestCase):
 
         bob.send("/join dev")
         log.wait_line("* [dev] bob joined")
-        client.send("привет, bob")
+        client.send("привет,\nbob")  # pasted over two lines: one message
         echo = log.wait_line("You: привет, bob")
         self.assertEqual(echo.room, "dev")
         bob.expect("[dev] alice: привет, bob")

@@ -4,6 +4,7 @@ line."""
 
 from __future__ import annotations
 
+import socket
 import unittest
 
 from support import core
@@ -173,6 +174,13 @@ class PolicyTest(unittest.TestCase):
         self.assertFalse(core.valid_name("a b"))
         self.assertFalse(core.valid_name("x" * 33))
         self.assertFalse(core.valid_name(""))
+
+    def test_keepalive_is_on(self) -> None:
+        with socket.socket() as sock:
+            core.enable_keepalive(sock)
+            self.assertEqual(sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE), 1)
+            if hasattr(socket, "TCP_KEEPIDLE"):
+                self.assertEqual(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE), 10)
 
     def test_status_line(self) -> None:
         server = core.Server("127.0.0.1", 5555)

@@ -233,6 +233,11 @@ class WindowTest(unittest.TestCase):
         self.wait_view("[dev] You: typed while away")
         self.assertEqual(self.window.state.rooms, ["main", "dev"])
         self.assertEqual(self.active_room_in_list(), "dev")
+        vasya = LineClient(self.server.port).login("Вася")  # the old socket died with the server
+        self.addCleanup(vasya.close)
+        self.type_line("/quit")  # like closing the window
+        self.wait(lambda: self.window.closed, "the window to close")
+        vasya.expect("* [main] alice disconnected")
 
     def take_screenshot(self) -> None:
         """Saves the window through screenshot.sh and checks that a PNG came out."""
