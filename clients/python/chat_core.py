@@ -427,6 +427,12 @@ class Status:
             text = f"connecting to {self.server}…"
         elif self.state == CONNECTED and self.logged_in:
             text = f"connected to {self.server} as {self.nick}"
+        elif self.state == CONNECTED and self.retry_at is not None:
+            wait = max(0.0, self.retry_at - now)
+            text = (
+                f"connected to {self.server}, nick {self.nick} still held by the old connection:"
+                f" attempt {self.attempt}, next try in {math.ceil(wait)} s"
+            )
         elif self.state == CONNECTED:
             text = f"connected to {self.server}, logging in as {self.nick}…"
         elif self.state == RECONNECTING and self.retry_at is not None:
@@ -746,6 +752,7 @@ class ChatClient:
                             pass  # a spurious wake-up: nothing to do this time
                     if self._nick_retry_at is not None and time.monotonic() >= self._nick_retry_at:
                         self._nick_retry_at = None
+                        self._set_status(dataclasses.replace(self._status, retry_at=None))
                         self._write(f"/nick {self._current_nick()}")
         except OSError as error:
             return error.strerror or str(error)
@@ -838,7 +845,9 @@ class ChatClient:
         event = parse_line(line)
         if isinstance(event, OwnMessage):
             event = dataclasses.replace(event, room=self._state.active)
-        self.events.put(event)
+        retrying = self._nick_attempts > 0 and not self._logged_in
+        if not (retrying and isinstance(event, ServerError) and event.nick_in_use):
+            self.events.put(event)  # (the status bar counts the retries, no need to repeat)
         if self._state.apply(event):
             self._publish_rooms()
         if isinstance(event, Welcome):
@@ -874,7 +883,13 @@ class ChatClient:
             self._write(line)
         self._set_status(
             dataclasses.replace(
-                self._status, nick=welcome.nick, logged_in=True, detail="", queued=0
+                self._status,
+                nick=welcome.nick,
+                logged_in=True,
+                detail="",
+                queued=0,
+                attempt=0,
+                retry_at=None,
             )
         )
 
@@ -888,16 +903,15 @@ class ChatClient:
             # Our own old connection still holds the nick (it is not noticed dead yet, or a dead
             # cluster node's claim has not expired): try again until it is free.
             self._nick_attempts += 1
-            delay = self.nick_backoff.delay(self._nick_attempts)
-            self._nick_retry_at = time.monotonic() + delay
-            detail = (
-                f"nick {nick} is still held by the old connection; retrying in {math.ceil(delay)} s"
+            self._nick_retry_at = time.monotonic() + self.nick_backoff.delay(self._nick_attempts)
+            self._set_status(
+                dataclasses.replace(
+                    self._status, attempt=self._nick_attempts + 1, retry_at=self._nick_retry_at
+                )
             )
         elif error.nick_in_use is not None or error.text.startswith("invalid nick"):
             detail = f"{error.text}: choose another with /nick NAME"
-        else:
-            return
-        self._set_status(dataclasses.replace(self._status, detail=detail))
+            self._set_status(dataclasses.replace(self._status, detail=detail))
 
     # ---- reporting ---------------------------------------------------------------------------
 

@@ -164,7 +164,7 @@ class ClientAgainstServerTest(unittest.TestCase):
         proxy.refuse = False
         log.wait_line("! nick alice is in use")
         wait_until(
-            lambda: "retrying" in client.snapshot()[0].detail, "the status to say it retries"
+            lambda: "still held" in client.snapshot()[0].describe(), "the status to say it retries"
         )
         holder.send("/quit")
         welcome = log.wait_logged_in()

@@ -195,6 +195,12 @@ class PolicyTest(unittest.TestCase):
             waiting.describe(now=97.2), "reconnecting: attempt 3, next try in 3 s · 2 lines queued"
         )
         self.assertEqual(core.Status(core.DISCONNECTED).describe(), "disconnected")
+        held = core.Status(core.CONNECTED, server, "alice", attempt=2, retry_at=10.0)
+        self.assertEqual(
+            held.describe(now=8.5),
+            "connected to 127.0.0.1:5555, nick alice still held by the old connection:"
+            " attempt 2, next try in 2 s",
+        )
 
 
 if __name__ == "__main__":
