@@ -9,6 +9,7 @@
 //! Fan-out formats each room line once and hands the same bytes to every member, so the cost of a
 //! delivery is one copy into that member's output buffer.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
@@ -156,6 +157,8 @@ pub struct ChatConfig {
     pub max_saved_sessions: usize,
     /// The longest accepted line, only used to word the error.
     pub max_line: usize,
+    /// The most rooms one user may be in, `main` included.
+    pub max_rooms_per_user: usize,
     /// Nick claims are decided by a cluster (through [`Outbox::claim_nick`]), and every change
     /// of a user's rooms is published as [`Event::Session`].
     pub shared_registry: bool,
@@ -167,6 +170,7 @@ impl Default for ChatConfig {
             session_ttl: Duration::from_secs(86_400),
             max_saved_sessions: 100_000,
             max_line: 4096,
+            max_rooms_per_user: 100,
             shared_registry: false,
         }
     }
@@ -254,6 +258,10 @@ const HELP: &[&str] = &[
     "*   /quit            leave (your session stays restorable)",
     "* Any other line is a message to your active room; start it with // to send a leading /.",
 ];
+
+/// `/rooms` and `/who` list at most this many entries (`/rooms` the busiest rooms), so their
+/// one line stays readable and far below any client's output limit.
+const MAX_LISTED: usize = 200;
 
 const NAME_RULE: &str = "use 1-32 letters, digits, _ or -";
 
@@ -510,9 +518,14 @@ impl Chat {
         self.remote.replace_node(node, rooms);
     }
 
-    /// Forgets the users of `node`, which stopped or lost contact.
-    pub fn forget_node(&mut self, node: &str) {
-        self.remote.forget_node(node);
+    /// Forgets the users of `node`, which stopped or lost contact, and tells their rooms here
+    /// that they are gone (their node could not say so itself).
+    pub fn forget_node(&mut self, node: &str, out: &mut impl Outbox) {
+        for (room_key, nick) in self.remote.forget_node(node) {
+            if let Some(&room) = self.room_ids.get(&room_key) {
+                self.announce_to(out, room, None, &nick, Presence::Disconnected);
+            }
+        }
     }
 
     /// Forgets every remote user (this node lost contact with the cluster).
@@ -712,7 +725,8 @@ impl Chat {
             None => (vec![MAIN_ROOM.to_string()], MAIN_ROOM.to_string()),
         };
         let mut rooms = Vec::with_capacity(room_names.len());
-        for room_name in &room_names {
+        let cap = self.config.max_rooms_per_user;
+        for room_name in room_names.iter().take(cap) {
             let room = self.room_or_create(room_name);
             if !rooms.contains(&room) {
                 self.rooms[room].members.push(id);
@@ -723,6 +737,7 @@ impl Chat {
             .room_ids
             .get(&name_key(&active_name))
             .copied()
+            .filter(|room| rooms.contains(room))
             .unwrap_or(self.main);
         if let Some(client) = self.client_mut(id) {
             client.nick = Some(Nick {
@@ -806,22 +821,27 @@ impl Chat {
             },
         );
         let rooms = client.rooms.clone();
-        if old.key != key {
+        let renamed_key = old.key != key;
+        if renamed_key {
             self.nicks.remove(&old.key);
             self.nicks.insert(key, id);
-            out.publish(&Event::NickReleased { nick: &old.display });
-            out.publish(&Event::NickClaimed { nick: name });
-            if self.config.shared_registry {
-                out.publish(&Event::SessionDropped { nick: &old.display });
-            }
         }
         self.notice(
             out,
             id,
             &["You are now ", name, " (was ", &old.display, ")."],
         );
+        // Presence goes out before the release of the old nick: a node that saw the release
+        // first would drop the user from its rosters and have nobody left to rename.
         for room in rooms {
             self.announce(out, room, id, name, Presence::Renamed(&old.display));
+        }
+        if renamed_key {
+            out.publish(&Event::NickReleased { nick: &old.display });
+            out.publish(&Event::NickClaimed { nick: name });
+            if self.config.shared_registry {
+                out.publish(&Event::SessionDropped { nick: &old.display });
+            }
         }
         self.publish_session(id, out);
     }
@@ -837,15 +857,31 @@ impl Chat {
         }
         let room = self.room_or_create(room_name);
         let name = self.rooms[room].name.clone();
+        let max_rooms = self.config.max_rooms_per_user;
         let Some(client) = self.client_mut(id) else {
             return;
         };
-        client.active = room;
         if client.rooms.contains(&room) {
+            client.active = room;
             self.notice(out, id, &["Active room: ", &name, "."]);
             self.publish_session(id, out);
             return;
         }
+        if client.rooms.len() >= max_rooms {
+            let max = max_rooms.to_string();
+            self.drop_if_empty(room);
+            self.error(
+                out,
+                id,
+                &[
+                    "you are in too many rooms (max ",
+                    &max,
+                    "); /leave one first",
+                ],
+            );
+            return;
+        }
+        client.active = room;
         client.rooms.push(room);
         self.rooms[room].members.push(id);
         self.notice(out, id, &["Joined ", &name, ". Active room: ", &name, "."]);
@@ -913,14 +949,21 @@ impl Chat {
             rooms.entry(key).or_insert((name, 0)).1 += count;
         }
         let mut rooms: Vec<(&str, (&str, usize))> = rooms.into_iter().collect();
+        let count = rooms.len().to_string();
+        // A line stays readable (and far below any output limit): the busiest rooms only.
+        if rooms.len() > MAX_LISTED {
+            rooms.select_nth_unstable_by_key(MAX_LISTED, |&(key, (_, n))| (Reverse(n), key));
+        }
+        let more = rooms.len().saturating_sub(MAX_LISTED);
+        rooms.truncate(MAX_LISTED);
         rooms.sort_unstable_by_key(|&(key, _)| key);
         let list = rooms
             .iter()
             .map(|(_, (name, count))| format!("{name} ({count})"))
             .collect::<Vec<_>>()
             .join(", ");
-        let count = rooms.len().to_string();
-        self.notice(out, id, &["Rooms (", &count, "): ", &list]);
+        let more = and_more(more);
+        self.notice(out, id, &["Rooms (", &count, "): ", &list, &more]);
     }
 
     /// `/who`: the members of a room, here and on other nodes.
@@ -948,10 +991,16 @@ impl Chat {
             .chain(self.remote.members(&key))
             .collect();
         nicks.sort_by_cached_key(|nick| name_key(nick));
-        let list = nicks.join(", ");
         let count = nicks.len().to_string();
+        let more = and_more(nicks.len().saturating_sub(MAX_LISTED));
+        nicks.truncate(MAX_LISTED);
+        let list = nicks.join(", ");
         let name = name.to_string();
-        self.notice(out, id, &["Members of ", &name, " (", &count, "): ", &list]);
+        self.notice(
+            out,
+            id,
+            &["Members of ", &name, " (", &count, "): ", &list, &more],
+        );
     }
 
     /// `/msg`: straight to a local user, through the cluster to a remote one.
@@ -1126,6 +1175,15 @@ impl Chat {
 
     fn error(&mut self, out: &mut impl Outbox, id: ClientId, parts: &[&str]) {
         self.send_parts(out, id, &[&["! "], parts].concat());
+    }
+}
+
+/// The tail of a list cut at [`MAX_LISTED`] entries: `", and 12 more"`, or nothing.
+fn and_more(more: usize) -> String {
+    if more == 0 {
+        String::new()
+    } else {
+        format!(", and {more} more")
     }
 }
 

@@ -671,9 +671,12 @@ fn remote_users_show_in_who_rooms_and_msg() {
         .inner
         .events
         .contains(&r#"Private { from: "alice", to: "Zoe", text: "hi there" }"#.to_string()));
-    chat.forget_node("b");
+    chat.forget_node("b", &mut out);
     chat.handle_line(0, "/msg zoe still?", now, &mut out);
-    assert_eq!(out.inner.take(0), ["! no such user: zoe"]);
+    assert_eq!(
+        out.inner.take(0),
+        ["* [main] Zoe disconnected", "! no such user: zoe"]
+    );
 }
 
 #[test]
@@ -715,4 +718,94 @@ fn a_room_that_exists_on_other_nodes_keeps_its_spelling_here() {
     out.inner.take(0);
     chat.handle_line(0, "/join КУХНЯ", now, &mut out);
     assert_eq!(out.inner.take(0), ["* Joined кухня. Active room: кухня."]);
+}
+
+/// Node a's outbox in a two-node test: what node a publishes is delivered to node b at once.
+struct Bridge<'a> {
+    local: Recorder,
+    peer: &'a mut Chat,
+    peer_out: &'a mut Recorder,
+}
+
+impl Outbox for Bridge<'_> {
+    fn send(&mut self, to: ClientId, line: &[u8]) {
+        self.local.send(to, line);
+    }
+    fn close(&mut self, to: ClientId) {
+        self.local.close(to);
+    }
+    fn publish(&mut self, event: &Event<'_>) {
+        self.peer.deliver_remote("a", event, self.peer_out);
+    }
+}
+
+#[test]
+fn a_rename_on_another_node_keeps_the_user_in_who_and_rooms() {
+    let now = Instant::now();
+    let mut node_b = Chat::new(ChatConfig::default());
+    let mut out_b = Recorder::default();
+    node_b.connect(0, &mut out_b);
+    node_b.handle_line(0, "/nick alice", now, &mut out_b);
+    let mut node_a = Chat::new(ChatConfig::default());
+    let mut bridge = Bridge {
+        local: Recorder::default(),
+        peer: &mut node_b,
+        peer_out: &mut out_b,
+    };
+    node_a.connect(0, &mut bridge);
+    node_a.handle_line(0, "/nick bob", now, &mut bridge);
+    node_a.handle_line(0, "/nick robert", now, &mut bridge);
+    out_b.take(0);
+    node_b.handle_line(0, "/who", now, &mut out_b);
+    node_b.handle_line(0, "/msg ROBERT hi", now, &mut out_b);
+    assert_eq!(
+        out_b.take(0),
+        [
+            "* Members of main (2): alice, robert",
+            "(PM to robert) You: hi",
+        ]
+    );
+}
+
+#[test]
+fn rooms_per_user_are_capped() {
+    let mut h = Harness::with(ChatConfig {
+        max_rooms_per_user: 3,
+        ..ChatConfig::default()
+    });
+    h.login(0, "alice");
+    h.ask(0, "/join a");
+    h.ask(0, "/join b");
+    assert_eq!(
+        h.ask(0, "/join c"),
+        ["! you are in too many rooms (max 3); /leave one first"]
+    );
+    assert_eq!(h.ask(0, "/join a"), ["* Active room: a."]);
+    assert_eq!(h.ask(0, "/rooms"), ["* Rooms (3): a (1), b (1), main (1)"]);
+    h.ask(0, "/leave b");
+    assert_eq!(h.ask(0, "/join c"), ["* Joined c. Active room: c."]);
+}
+
+#[test]
+fn long_lists_are_cut_to_the_busiest_rooms_and_first_members() {
+    let mut h = Harness::new();
+    for id in 0..=MAX_LISTED {
+        h.login(id, &format!("u{id:03}"));
+        h.ask(id, &format!("/join r{id:03}"));
+    }
+    h.ask(0, "/join r001");
+    let rooms = h.ask(0, "/rooms");
+    let members = h.ask(0, "/who main");
+    assert!(rooms[0].starts_with(&format!("* Rooms ({}): main (", MAX_LISTED + 2)));
+    assert!(
+        rooms[0].contains("r001 (2)"),
+        "the busiest rooms are listed"
+    );
+    assert!(rooms[0].ends_with(", and 2 more"));
+    assert!(members[0].ends_with(", and 1 more"));
+    assert!(members[0].starts_with(&format!(
+        "* Members of main ({}): u000, u001,",
+        MAX_LISTED + 1
+    )));
+    assert!(!members[0].contains(&format!("u{MAX_LISTED:03}")));
 }

@@ -76,6 +76,11 @@ pub struct Config {
     )]
     pub max_saved_sessions: usize,
 
+    /// Most rooms one user may be in at once (`main` included); `/join` past it is refused.
+    #[arg(long, env = "CHAT_MAX_ROOMS_PER_USER", default_value_t = 100, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_rooms_per_user: u32,
+
     /// Cluster mode: share rooms, nicks and sessions with other nodes through this Redis server
     /// (e.g. redis://127.0.0.1:6379/). Without it the server runs standalone.
     #[arg(long, env = "CHAT_REDIS", value_name = "URL")]
@@ -98,6 +103,7 @@ impl Config {
             sendq: 1 << 20,
             session_ttl: 86_400,
             max_saved_sessions: 100_000,
+            max_rooms_per_user: 100,
             redis: None,
             node: None,
         }
@@ -109,6 +115,7 @@ impl Config {
             session_ttl: Duration::from_secs(self.session_ttl),
             max_saved_sessions: self.max_saved_sessions,
             max_line: self.max_line as usize,
+            max_rooms_per_user: self.max_rooms_per_user as usize,
             shared_registry: self.redis.is_some(),
         }
     }

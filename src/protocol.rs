@@ -439,11 +439,16 @@ pub fn name_key(name: &str) -> String {
     name.to_lowercase()
 }
 
-/// Removes C0 control characters (except TAB) and DEL, so nobody can inject terminal escapes.
+/// Removes control characters (C0 except TAB, DEL, C1) so nobody can send terminal escapes to
+/// others, and the bidirectional overrides, embeddings and isolates that could make one user's
+/// text display as another kind of line.
 ///
 /// Returns the input unchanged (borrowed) in the common case that it has none.
 pub fn strip_controls(line: &str) -> std::borrow::Cow<'_, str> {
-    let is_control = |c: char| (c < ' ' && c != '\t') || c == '\u{7f}';
+    let is_control = |c: char| {
+        (c.is_control() && c != '\t')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
     if line.contains(is_control) {
         std::borrow::Cow::Owned(line.chars().filter(|&c| !is_control(c)).collect())
     } else {
@@ -713,6 +718,9 @@ mod tests {
     #[test]
     fn strips_control_characters() {
         assert_eq!(strip_controls("a\u{1b}[31mb\0\tc\u{7f}"), "a[31mb\tc");
+        assert_eq!(strip_controls("x\u{9b}31my\u{85}"), "x31my");
+        assert_eq!(strip_controls("\u{202e}txet\u{2066}ok\u{2069}"), "txetok");
+        assert_eq!(strip_controls("Привет, שלום"), "Привет, שלום");
         assert!(matches!(
             strip_controls("plain"),
             std::borrow::Cow::Borrowed(_)

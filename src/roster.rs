@@ -107,13 +107,21 @@ impl RemoteRoster {
         }
     }
 
-    /// Forgets every user of `node` (it stopped or lost contact).
-    pub fn forget_node(&mut self, node: &str) {
+    /// Forgets every user of `node` (it stopped or lost contact), returning the room keys and
+    /// nicks of the memberships it had, so their rooms can be told.
+    pub fn forget_node(&mut self, node: &str) -> Vec<(String, String)> {
         self.users.retain(|_, u| u.node != node);
-        self.rooms.retain(|_, room| {
-            room.members.retain(|m| m.node != node);
+        let mut gone = Vec::new();
+        self.rooms.retain(|key, room| {
+            room.members.retain(|m| {
+                if m.node == node {
+                    gone.push((key.clone(), m.nick.clone()));
+                }
+                m.node != node
+            });
             !room.members.is_empty()
         });
+        gone
     }
 
     /// Forgets everything (contact with the cluster is lost).
@@ -197,7 +205,16 @@ mod tests {
         assert!(roster.user("ghost").is_none());
         assert_eq!(members(&roster, "main"), ["x", "y"]);
         roster.joined("c", "main", "z");
-        roster.forget_node("b");
+        let mut gone = roster.forget_node("b");
+        gone.sort();
+        assert_eq!(
+            gone,
+            [
+                ("dev".to_string(), "x".to_string()),
+                ("main".to_string(), "x".to_string()),
+                ("main".to_string(), "y".to_string()),
+            ]
+        );
         assert_eq!(members(&roster, "main"), ["z"]);
         assert!(roster.user("x").is_none());
     }

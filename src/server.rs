@@ -47,6 +47,8 @@ const HOUSEKEEPING: Duration = Duration::from_secs(1);
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// At most one "server full" warning is logged per this interval.
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// How long a cluster node waits at start to be subscribed before it accepts clients.
+const CLUSTER_START_WAIT: Duration = Duration::from_secs(3);
 /// How long a graceful shutdown waits for clients to take their last lines.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -193,7 +195,7 @@ impl Core {
                 chat.finish_claim(client, &nick, outcome, now, &mut outbox);
             }
             Action::Roster(node, rooms) => chat.replace_remote_roster(&node, &rooms),
-            Action::ForgetNode(node) => chat.forget_node(&node),
+            Action::ForgetNode(node) => chat.forget_node(&node, &mut outbox),
             Action::SendRoster => {
                 let roster = chat.local_roster();
                 if let Some(cluster) = outbox.cluster {
@@ -246,8 +248,11 @@ impl Server {
             Some(url) => {
                 let node = config.node_name();
                 let ttl = Duration::from_secs(config.session_ttl);
-                let cluster = Cluster::start(url, node, ttl, Arc::clone(&waker))
+                let mut cluster = Cluster::start(url, node, ttl, Arc::clone(&waker))
                     .map_err(|e| io::Error::new(ErrorKind::InvalidInput, e))?;
+                if !cluster.wait_until_subscribed(CLUSTER_START_WAIT) {
+                    warn!("cluster: no Redis at {url} yet; serving local clients, retrying");
+                }
                 info!("cluster mode: node {} on {url}", cluster.node());
                 Some(cluster)
             }

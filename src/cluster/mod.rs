@@ -17,14 +17,14 @@ mod subscriber;
 mod wire;
 mod worker;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use log::{debug, warn};
+use log::warn;
 use mio::Waker;
 
 use crate::chat::{ClaimOutcome, ClientId, Event};
@@ -44,6 +44,9 @@ pub const HEARTBEAT: Duration = Duration::from_secs(5);
 pub const NODE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Jobs queued for the worker at most; past it, publications are dropped (and counted).
 const JOB_QUEUE: usize = 65_536;
+/// Registry jobs held back at most while the worker's queue is full, before session writes are
+/// dropped (claims and releases never are).
+const MAX_BACKLOG: usize = 100_000;
 /// Reconnection backoff bounds.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -94,8 +97,10 @@ pub struct Cluster {
     ever_up: bool,
     dropped: u64,
     next_beat: Instant,
-    /// Claims answered without Redis, handed out by the next [`Cluster::drain`].
-    local_answers: Vec<Action>,
+    /// Registry jobs that found the worker's queue full, to be sent in order.
+    backlog: VecDeque<Job>,
+    /// News taken while waiting for the first subscription, handed out by the next drain.
+    early: Vec<Incoming>,
 }
 
 /// What the loop should do about a message from the helper threads.
@@ -161,8 +166,26 @@ impl Cluster {
             ever_up: false,
             dropped: 0,
             next_beat: Instant::now(),
-            local_answers: Vec::new(),
+            backlog: VecDeque::new(),
+            early: Vec::new(),
         })
+    }
+
+    /// Waits, at most `limit`, until the node listens on the events channel, so that clients
+    /// it accepts afterwards see everything the other nodes say. Returns whether it does.
+    pub fn wait_until_subscribed(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(incoming) = self.incoming.recv_timeout(left) else {
+                return false;
+            };
+            let up = matches!(incoming, Incoming::Up);
+            self.early.push(incoming);
+            if up {
+                return true;
+            }
+        }
     }
 
     /// This node's name.
@@ -231,8 +254,12 @@ impl Cluster {
 
     /// Takes the helper threads' news and turns it into actions for the loop.
     pub fn drain(&mut self, now: Instant) -> Vec<Action> {
-        let mut actions = std::mem::take(&mut self.local_answers);
-        while let Ok(incoming) = self.incoming.try_recv() {
+        self.retry_backlog();
+        let mut actions = Vec::new();
+        let early = std::mem::take(&mut self.early);
+        let mut ask_rosters = false;
+        let incoming = &self.incoming;
+        for incoming in early.into_iter().chain(incoming.try_iter()) {
             match incoming {
                 Incoming::Remote { node, message } => {
                     let known = self.last_heard.insert(node.clone(), now).is_some();
@@ -245,8 +272,10 @@ impl Cluster {
                         }
                         Wire::Beat => {
                             if !known {
-                                // A node we had not heard of: it missed our roster.
+                                // A node we had not heard of (or had given up on): it missed
+                                // our roster, and we have none of its users.
                                 actions.push(Action::SendRoster);
+                                ask_rosters = true;
                             }
                         }
                         wire => actions.push(Action::Deliver(node, RemoteMessage(wire))),
@@ -276,11 +305,15 @@ impl Cluster {
                 }
             }
         }
+        if ask_rosters {
+            self.broadcast(Wire::Hello);
+        }
         actions
     }
 
     /// Heartbeat and failure detection; returns the nodes that went silent.
     pub fn tick(&mut self, now: Instant) -> Vec<String> {
+        self.retry_backlog();
         if now >= self.next_beat {
             self.next_beat = now + HEARTBEAT;
             self.broadcast(Wire::Beat);
@@ -306,6 +339,7 @@ impl Cluster {
     /// Frees this node's `nicks` in the registry (so their users can log in elsewhere at once),
     /// says goodbye to the other nodes and stops the helper threads.
     pub fn stop(mut self, nicks: Vec<String>) {
+        self.retry_backlog();
         for nick in nicks {
             self.submit(Job::Release(nick));
         }
@@ -328,28 +362,59 @@ impl Cluster {
         }
     }
 
+    /// Hands a job to the worker without ever blocking the loop.
+    ///
+    /// When the worker's queue is full, publications are dropped (pub/sub is at most once
+    /// anyway), but registry jobs (claims, releases, sessions) wait in the backlog, in order: a
+    /// lost release would keep a nick taken for as long as this node lives.
     fn submit(&mut self, job: Job) {
+        let registry = !matches!(job, Job::Publish(_));
+        if registry && !self.backlog.is_empty() {
+            self.hold_back(job);
+            return;
+        }
         match self.jobs.try_send(job) {
             Ok(()) => {}
-            Err(TrySendError::Full(job)) => {
-                self.dropped += 1;
-                if self.dropped.is_power_of_two() {
-                    warn!(
-                        "Redis is not keeping up: {} cluster jobs dropped so far",
-                        self.dropped
-                    );
+            Err(TrySendError::Full(job)) if registry => self.hold_back(job),
+            Err(TrySendError::Full(_)) => self.count_dropped(),
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    /// Keeps a registry job for later; past [`MAX_BACKLOG`] only session writes are dropped
+    /// (every session is written again when contact is restored).
+    fn hold_back(&mut self, job: Job) {
+        if self.backlog.len() >= MAX_BACKLOG && matches!(job, Job::SaveSession { .. }) {
+            self.count_dropped();
+            return;
+        }
+        self.backlog.push_back(job);
+    }
+
+    /// Moves held-back registry jobs to the worker, oldest first, as far as its queue allows.
+    fn retry_backlog(&mut self) {
+        while let Some(job) = self.backlog.pop_front() {
+            match self.jobs.try_send(job) {
+                Ok(()) => {}
+                Err(TrySendError::Full(job)) => {
+                    self.backlog.push_front(job);
+                    return;
                 }
-                if let Job::Claim { client, nick, .. } = job {
-                    // Never leave a user waiting: decide locally.
-                    debug!("claim of {nick} by client {client} decided locally (queue full)");
-                    self.local_answers.push(Action::FinishClaim(
-                        client,
-                        nick,
-                        ClaimOutcome::Granted(None),
-                    ));
+                Err(TrySendError::Disconnected(_)) => {
+                    self.backlog.clear();
+                    return;
                 }
             }
-            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    fn count_dropped(&mut self) {
+        self.dropped += 1;
+        if self.dropped.is_power_of_two() {
+            warn!(
+                "Redis is not keeping up: {} cluster messages dropped so far",
+                self.dropped
+            );
         }
     }
 }
