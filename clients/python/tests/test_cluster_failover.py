@@ -42,6 +42,10 @@ class ClusterFailoverTest(unittest.TestCase):
         a.kill()
         welcome = log.wait_logged_in(timeout=FAILOVER_DEADLINE)
         self.assertEqual((welcome.nick, welcome.restored), ("alice", True))
+        # The dead node's claim was still in Redis when the client reached node b: it was told
+        # so and kept trying.
+        refusals = [e for e in log.of_type(core.ServerError) if e.nick_in_use == "alice"]
+        self.assertTrue(refusals)
         self.assertEqual(client.snapshot()[0].server, b.address)
         log.wait_rooms(["main", "dev", "кухня"], "dev")
         client.send("back, now on node b")
