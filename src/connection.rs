@@ -5,6 +5,11 @@
 //! per loop turn, so many lines queued in one turn leave in one `write()`. A reader that stops
 //! reading fills its buffer up to the limit and is then dropped, as Redis does with its client
 //! output buffer limits: nobody else ever waits for it.
+//!
+//! A connection holds an output buffer only while it has output pending: once everything is
+//! written the buffer goes back to a [`BufferPool`] shared by all connections, so an idle
+//! connection costs no buffer memory and a busy one reuses a buffer that is already big enough
+//! instead of growing a fresh one every turn.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
@@ -13,9 +18,53 @@ use mio::net::TcpStream;
 
 use crate::protocol::LineDecoder;
 
-/// An output buffer that was used for a burst gives its memory back once it is empty again if its
-/// capacity is above this, so idle connections stay small.
-const KEEP_CAPACITY: usize = 4096;
+/// Buffers bigger than this (grown by a burst) are freed instead of pooled.
+const POOLED_CAPACITY: usize = 32 * 1024;
+/// The pool holds at most this many bytes of buffer capacity.
+const POOL_BYTES: usize = 8 * 1024 * 1024;
+
+/// Empty output buffers kept for reuse by whichever connection next has output.
+#[derive(Debug, Default)]
+pub struct BufferPool {
+    free: Vec<Vec<u8>>,
+    /// Total capacity of `free`.
+    bytes: usize,
+}
+
+impl BufferPool {
+    /// An empty buffer, with capacity if one was pooled.
+    pub fn take(&mut self) -> Vec<u8> {
+        match self.free.pop() {
+            Some(buf) => {
+                self.bytes -= buf.capacity();
+                buf
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Takes back a buffer that is no longer needed; frees it if the pool is full or it is big.
+    pub fn give(&mut self, mut buf: Vec<u8>) {
+        let capacity = buf.capacity();
+        if capacity == 0 || capacity > POOLED_CAPACITY || self.bytes + capacity > POOL_BYTES {
+            return;
+        }
+        buf.clear();
+        self.bytes += capacity;
+        self.free.push(buf);
+    }
+
+    /// Frees every pooled buffer (the server has gone quiet).
+    pub fn release(&mut self) {
+        self.free = Vec::new();
+        self.bytes = 0;
+    }
+
+    /// Bytes of buffer capacity held by the pool.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +99,8 @@ pub struct Connection {
     pub state: State,
     /// Set while the connection is on the loop's list of connections to flush this turn.
     pub dirty: bool,
+    /// Input read but not yet decoded: the client sent more lines than one turn handles.
+    pub unread: Vec<u8>,
     out: Vec<u8>,
     /// Bytes of `out` before this have been written already.
     written: usize,
@@ -64,6 +115,7 @@ impl Connection {
             decoder: LineDecoder::new(),
             state: State::Open,
             dirty: false,
+            unread: Vec::new(),
             out: Vec::new(),
             written: 0,
         }
@@ -74,12 +126,16 @@ impl Connection {
         self.out.len() - self.written
     }
 
-    /// Queues `line` unless that would take the pending output past `limit`.
+    /// Queues `line` unless that would take the pending output past `limit`; a connection
+    /// without a buffer takes one from `pool`.
     ///
     /// Returns `false` (and queues nothing) when the limit would be passed.
-    pub fn queue(&mut self, line: &[u8], limit: usize) -> bool {
+    pub fn queue(&mut self, line: &[u8], limit: usize, pool: &mut BufferPool) -> bool {
         if self.pending() + line.len() > limit {
             return false;
+        }
+        if self.out.capacity() == 0 {
+            self.out = pool.take();
         }
         // Reclaim the written prefix before growing, so the buffer never exceeds about the limit.
         if self.written > 0 && self.out.len() + line.len() > self.out.capacity() {
@@ -91,13 +147,14 @@ impl Connection {
     }
 
     /// Forgets everything queued (the connection is being dropped).
-    pub fn discard_output(&mut self) {
-        self.out = Vec::new();
+    pub fn discard_output(&mut self, pool: &mut BufferPool) {
+        pool.give(std::mem::take(&mut self.out));
         self.written = 0;
     }
 
-    /// Writes what is queued with a single `write()` call.
-    pub fn flush(&mut self) -> io::Result<Flushed> {
+    /// Writes what is queued with a single `write()` call; once everything is written the
+    /// buffer goes back to `pool`.
+    pub fn flush(&mut self, pool: &mut BufferPool) -> io::Result<Flushed> {
         if self.pending() > 0 {
             match self.stream.write(&self.out[self.written..]) {
                 Ok(n) => self.written += n,
@@ -109,11 +166,7 @@ impl Connection {
             return Ok(Flushed::Partial);
         }
         self.written = 0;
-        if self.out.capacity() > KEEP_CAPACITY {
-            self.out = Vec::new();
-        } else {
-            self.out.clear();
-        }
+        pool.give(std::mem::take(&mut self.out));
         Ok(Flushed::All)
     }
 

@@ -105,38 +105,72 @@ impl LineDecoder {
     /// handed out as borrowed slices: when a line lies whole inside `input` it is not copied.
     /// Telnet answers are only ever produced in reply to telnet commands from the client, so
     /// plain TCP clients never receive a telnet byte.
-    pub fn feed<F>(&mut self, mut input: &[u8], max_line: usize, mut on_input: F)
+    pub fn feed<F>(&mut self, input: &[u8], max_line: usize, on_input: F)
     where
         F: FnMut(Decoded<'_>),
     {
-        while !input.is_empty() {
-            if self.telnet != Telnet::Data {
-                input = self.skip_telnet(input);
-                if !self.replies.is_empty() {
-                    // Sent at once: a client that asked for a timing mark discards our output
-                    // until the answer arrives, so it must precede what follows.
-                    let replies = std::mem::take(&mut self.replies);
-                    on_input(Decoded::Telnet(&replies));
-                    self.replies = replies;
-                    self.replies.clear();
-                }
-                continue;
+        self.feed_lines(input, max_line, usize::MAX, on_input);
+    }
+
+    /// Like [`LineDecoder::feed`], but stops once `max_lines` lines (used or refused) have been
+    /// handed out, and returns how many bytes of `input` it consumed; the caller keeps the rest
+    /// and feeds it later. This bounds the work one client can cause in one loop turn.
+    pub fn feed_lines<F>(
+        &mut self,
+        input: &[u8],
+        max_line: usize,
+        max_lines: usize,
+        mut on_input: F,
+    ) -> usize
+    where
+        F: FnMut(Decoded<'_>),
+    {
+        let lines = std::cell::Cell::new(0);
+        let mut counted = |decoded: Decoded<'_>| {
+            if !matches!(decoded, Decoded::Telnet(_)) {
+                lines.set(lines.get() + 1);
             }
-            // Plain data up to the next newline or IAC, whichever comes first.
-            match memchr::memchr2(b'\n', IAC, input) {
-                None => {
-                    self.push_partial(input, max_line, &mut on_input);
-                    return;
-                }
-                Some(at) if input[at] == IAC => {
-                    self.push_partial(&input[..at], max_line, &mut on_input);
-                    self.telnet = Telnet::Command;
-                    input = &input[at + 1..];
-                }
-                Some(at) => {
-                    self.finish_line(&input[..at], max_line, &mut on_input);
-                    input = &input[at + 1..];
-                }
+            on_input(decoded);
+        };
+        let mut rest = input;
+        while !rest.is_empty() && lines.get() < max_lines {
+            rest = self.feed_step(rest, max_line, &mut counted);
+        }
+        input.len() - rest.len()
+    }
+
+    /// Consumes the next piece of `input` (a telnet byte, a line or the start of one) and
+    /// returns what is left.
+    fn feed_step<'a, F>(&mut self, input: &'a [u8], max_line: usize, on_input: &mut F) -> &'a [u8]
+    where
+        F: FnMut(Decoded<'_>),
+    {
+        if self.telnet != Telnet::Data {
+            let rest = self.skip_telnet(input);
+            if !self.replies.is_empty() {
+                // Sent at once: a client that asked for a timing mark discards our output
+                // until the answer arrives, so it must precede what follows.
+                let replies = std::mem::take(&mut self.replies);
+                on_input(Decoded::Telnet(&replies));
+                self.replies = replies;
+                self.replies.clear();
+            }
+            return rest;
+        }
+        // Plain data up to the next newline or IAC, whichever comes first.
+        match memchr::memchr2(b'\n', IAC, input) {
+            None => {
+                self.push_partial(input, max_line, on_input);
+                &[]
+            }
+            Some(at) if input[at] == IAC => {
+                self.push_partial(&input[..at], max_line, on_input);
+                self.telnet = Telnet::Command;
+                &input[at + 1..]
+            }
+            Some(at) => {
+                self.finish_line(&input[..at], max_line, on_input);
+                &input[at + 1..]
             }
         }
     }
@@ -713,6 +747,26 @@ mod tests {
             assert!(!validate_name(bad), "{bad}");
         }
         assert_eq!(name_key("ВАСЯ"), name_key("вася"));
+    }
+
+    #[test]
+    fn feed_lines_stops_after_the_budget_and_resumes() {
+        let mut decoder = LineDecoder::new();
+        let input = b"one\ntwo\nthr";
+        let mut lines = Vec::new();
+        let used = decoder.feed_lines(input, 100, 1, |d| lines.push(format!("{d:?}")));
+        assert_eq!(used, 4);
+        let used2 = decoder.feed_lines(&input[used..], 100, 1, |d| lines.push(format!("{d:?}")));
+        assert_eq!(used + used2, 8);
+        let used3 = decoder.feed_lines(&input[used + used2..], 100, 1, |d| {
+            lines.push(format!("{d:?}"))
+        });
+        assert_eq!(used3, 3, "an unfinished line is buffered whole");
+        decoder.feed(b"ee\n", 100, |d| lines.push(format!("{d:?}")));
+        assert_eq!(
+            lines,
+            [r#"Line("one")"#, r#"Line("two")"#, r#"Line("three")"#]
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //!
 //! Idle connections cost nothing per turn: only connections with events or output are touched.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, ErrorKind, Read};
 use std::net::SocketAddr;
@@ -28,13 +29,17 @@ use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 use crate::chat::{Chat, ClientId, Event, Outbox, SERVER_FULL};
 use crate::cluster::{Action, Cluster};
 use crate::config::Config;
-use crate::connection::{is_transient, Connection, Flushed, State};
+use crate::connection::{is_transient, BufferPool, Connection, Flushed, State};
 use crate::protocol::Decoded;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
 const SIGNALS: Token = Token(usize::MAX - 3);
 
+/// The most lines of one connection handled in one turn: a line can become output for every
+/// member of a room, so this bounds the output one client causes before everybody's buffers
+/// are written (a flood of short lines would otherwise fill readers' buffers within one turn).
+const LINES_PER_TURN: usize = 128;
 /// The most bytes read from one connection in one turn before others get their turn.
 pub const READ_BUDGET: usize = 256 * 1024;
 /// Size of the one read buffer shared by all connections.
@@ -49,8 +54,13 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// How long a cluster node waits at start to be subscribed before it accepts clients.
 const CLUSTER_START_WAIT: Duration = Duration::from_secs(3);
+/// How long a connection that said goodbye (`/quit`, end of input) waits for its peer to take
+/// its last lines before it is closed anyway.
+const CLOSE_GRACE: Duration = Duration::from_secs(10);
 /// How long a graceful shutdown waits for clients to take their last lines.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// After this long without output the pooled buffers are freed and the heap is trimmed.
+const QUIET_RELEASE: Duration = Duration::from_secs(1);
 
 /// Asks a running [`Server`] to shut down gracefully, from any thread.
 #[derive(Debug, Clone)]
@@ -67,6 +77,17 @@ impl ShutdownHandle {
             warn!("could not wake the poll loop for shutdown: {e}");
         }
     }
+}
+
+/// What came of trying to turn a client away while out of file descriptors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TurnAway {
+    /// A client was told the server is full and closed.
+    Done,
+    /// The backlog was empty.
+    NobodyWaiting,
+    /// No descriptor could be freed for it; accepting pauses briefly.
+    Failed,
 }
 
 /// Why a connection is being dropped; only used for logging.
@@ -96,6 +117,11 @@ pub struct Server {
     refused: u64,
     last_refusal_warning: Option<Instant>,
     next_housekeeping: Instant,
+    /// Connections read this turn: their output (the echo a closed-loop client waits for) is
+    /// written first.
+    readers: Vec<ClientId>,
+    /// When to free pooled buffers and trim the heap, if the server stays quiet until then.
+    release_at: Option<Instant>,
     max_connections: usize,
     max_line: usize,
 }
@@ -108,6 +134,11 @@ struct Core {
     dirty: Vec<ClientId>,
     /// Connections to drop at the end of this turn.
     doomed: Vec<(ClientId, DropReason)>,
+    /// Output buffers of connections that have nothing to send.
+    pool: BufferPool,
+    /// Connections saying goodbye, oldest first, with the time by which they are closed even
+    /// if the peer never takes its last lines (and the peer, since slab keys are reused).
+    closing: VecDeque<(Instant, ClientId, SocketAddr)>,
     sendq: usize,
     /// Cluster mode's link to Redis; `None` standalone.
     cluster: Option<Cluster>,
@@ -119,7 +150,17 @@ struct LoopOutbox<'a> {
     cluster: Option<&'a mut Cluster>,
     dirty: &'a mut Vec<ClientId>,
     doomed: &'a mut Vec<(ClientId, DropReason)>,
+    pool: &'a mut BufferPool,
+    closing: &'a mut VecDeque<(Instant, ClientId, SocketAddr)>,
     sendq: usize,
+}
+
+impl LoopOutbox<'_> {
+    fn is_open(&self, id: ClientId) -> bool {
+        self.connections
+            .get(id)
+            .is_some_and(|c| c.state == State::Open)
+    }
 }
 
 impl Outbox for LoopOutbox<'_> {
@@ -130,11 +171,20 @@ impl Outbox for LoopOutbox<'_> {
         if conn.state != State::Open {
             return;
         }
-        if !conn.queue(line, self.sendq) {
-            conn.state = State::Doomed;
-            conn.discard_output();
-            self.doomed.push((to, DropReason::SlowConsumer));
-            return;
+        if !conn.queue(line, self.sendq, self.pool) {
+            // A burst into a big room can fill the buffer of a client that reads fine within
+            // one turn: give the socket what it takes now before calling the client slow.
+            let reason = match conn.flush(self.pool) {
+                Ok(_) if conn.queue(line, self.sendq, self.pool) => None,
+                Ok(_) => Some(DropReason::SlowConsumer),
+                Err(e) => Some(DropReason::Error(e.kind())),
+            };
+            if let Some(reason) = reason {
+                conn.state = State::Doomed;
+                conn.discard_output(self.pool);
+                self.doomed.push((to, reason));
+                return;
+            }
         }
         mark_dirty(conn, to, self.dirty);
     }
@@ -144,6 +194,8 @@ impl Outbox for LoopOutbox<'_> {
             if conn.state == State::Open {
                 conn.state = State::Closing;
                 mark_dirty(conn, to, self.dirty);
+                self.closing
+                    .push_back((Instant::now() + CLOSE_GRACE, to, conn.peer));
             }
         }
     }
@@ -177,6 +229,8 @@ impl Core {
                 cluster: self.cluster.as_mut(),
                 dirty: &mut self.dirty,
                 doomed: &mut self.doomed,
+                pool: &mut self.pool,
+                closing: &mut self.closing,
                 sendq: self.sendq,
             },
         )
@@ -270,6 +324,8 @@ impl Server {
                 chat: Chat::new(config.chat()),
                 dirty: Vec::new(),
                 doomed: Vec::new(),
+                pool: BufferPool::default(),
+                closing: VecDeque::new(),
                 sendq: config.sendq as usize,
                 cluster,
             },
@@ -280,6 +336,8 @@ impl Server {
             refused: 0,
             last_refusal_warning: None,
             next_housekeeping: Instant::now() + HOUSEKEEPING,
+            readers: Vec::new(),
+            release_at: None,
             max_connections: config.connection_limit(),
             max_line: config.max_line as usize,
         })
@@ -367,6 +425,12 @@ impl Server {
         if let Some(until) = self.accept_paused_until {
             deadline = Some(deadline.map_or(until, |d: Instant| d.min(until)));
         }
+        if let Some(&(until, _, _)) = self.core.closing.front() {
+            deadline = Some(deadline.map_or(until, |d: Instant| d.min(until)));
+        }
+        if let Some(at) = self.release_at {
+            deadline = Some(deadline.map_or(at, |d: Instant| d.min(at)));
+        }
         if let Some(cluster) = &self.core.cluster {
             let tick = cluster.next_tick();
             deadline = Some(deadline.map_or(tick, |d: Instant| d.min(tick)));
@@ -388,9 +452,34 @@ impl Server {
             self.accept_paused_until = None;
             self.accept_clients(now);
         }
+        self.close_overdue(now);
         if now >= self.next_housekeeping {
             self.next_housekeeping = now + HOUSEKEEPING;
             self.core.chat.expire_sessions(now);
+        }
+        if self.release_at.is_some_and(|at| now >= at) {
+            self.release_at = None;
+            self.core.pool.release();
+            trim_heap();
+        }
+    }
+
+    /// Closes connections whose peer has not taken its last lines within [`CLOSE_GRACE`].
+    fn close_overdue(&mut self, now: Instant) {
+        while let Some(&(until, id, peer)) = self.core.closing.front() {
+            if until > now {
+                return;
+            }
+            self.core.closing.pop_front();
+            let overdue = self
+                .core
+                .connections
+                .get(id)
+                .is_some_and(|c| c.state == State::Closing && c.peer == peer);
+            if overdue {
+                debug!("client {id} ({peer}) did not take its last lines; closing");
+                self.close(id);
+            }
         }
     }
 
@@ -412,7 +501,7 @@ impl Server {
     fn settle(&mut self, now: Instant) {
         loop {
             self.reap(now);
-            self.flush_dirty();
+            self.flush_dirty(now);
             if self.core.doomed.is_empty() {
                 return;
             }
@@ -431,13 +520,22 @@ impl Server {
                 Ok((stream, addr)) => self.admit(stream, addr, now),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if is_transient(&e) || e.kind() == ErrorKind::ConnectionAborted => {}
-                Err(e) if is_out_of_descriptors(&e) => {
-                    if !self.turn_one_away(now) {
-                        warn!("out of file descriptors ({e}); pausing accepts briefly");
+                Err(e) if is_out_of_descriptors(&e) => match self.turn_one_away(now) {
+                    TurnAway::Done => {}
+                    // Linux says EMFILE before it looks at the backlog; nobody is waiting.
+                    TurnAway::NobodyWaiting => return,
+                    TurnAway::Failed => {
+                        let due = self
+                            .last_refusal_warning
+                            .is_none_or(|last| now.duration_since(last) >= REFUSAL_LOG_INTERVAL);
+                        if due {
+                            warn!("out of file descriptors ({e}); pausing accepts briefly");
+                            self.last_refusal_warning = Some(now);
+                        }
                         self.accept_paused_until = Some(now + ACCEPT_PAUSE);
                         return;
                     }
-                }
+                },
                 Err(e) => {
                     warn!("accept failed: {e}");
                     self.accept_paused_until = Some(now + ACCEPT_PAUSE);
@@ -451,19 +549,23 @@ impl Server {
     ///
     /// Without this the client would sit in the backlog and the listener would keep reporting
     /// readiness that cannot be served.
-    fn turn_one_away(&mut self, now: Instant) -> bool {
+    fn turn_one_away(&mut self, now: Instant) -> TurnAway {
         if self.spare_fd.take().is_none() {
-            return false;
+            return TurnAway::Failed;
         }
-        let turned_away = match self.listener.as_ref().map(TcpListener::accept) {
+        let outcome = match self.listener.as_ref().map(TcpListener::accept) {
             Some(Ok((stream, addr))) => {
                 self.refuse(stream, addr, now, "out of file descriptors");
-                true
+                TurnAway::Done
             }
-            _ => false,
+            Some(Err(e)) if e.kind() == ErrorKind::WouldBlock => TurnAway::NobodyWaiting,
+            _ => TurnAway::Failed,
         };
         self.spare_fd = File::open("/dev/null").ok();
-        turned_away && self.spare_fd.is_some()
+        if self.spare_fd.is_none() {
+            return TurnAway::Failed;
+        }
+        outcome
     }
 
     fn admit(&mut self, mut stream: TcpStream, addr: SocketAddr, now: Instant) {
@@ -491,9 +593,15 @@ impl Server {
         chat.connect(id, &mut outbox);
     }
 
-    /// Reads from `id` until `WouldBlock`, EOF, an error, or the per-turn budget.
+    /// Reads from `id` until `WouldBlock`, EOF, an error, or one of the per-turn budgets.
     fn read_from(&mut self, id: ClientId, now: Instant) {
         let mut budget = READ_BUDGET;
+        let mut lines = LINES_PER_TURN;
+        self.readers.push(id);
+        if !self.decode_unread(id, &mut lines, now) {
+            self.unfinished_reads.push(id);
+            return;
+        }
         loop {
             let Some(conn) = self.core.connections.get_mut(id) else {
                 return;
@@ -503,11 +611,24 @@ impl Server {
             }
             match conn.stream.read(&mut self.read_buf) {
                 Ok(0) => {
-                    self.core.doom(id, DropReason::Eof);
+                    self.end_of_input(id, now);
                     return;
                 }
                 Ok(n) => {
-                    self.handle_input(id, n, now);
+                    log::trace!(
+                        "client {id}: read \"{}\"",
+                        self.read_buf[..n].escape_ascii()
+                    );
+                    let input = &self.read_buf[..n];
+                    let used = decode(&mut self.core, self.max_line, id, input, &mut lines, now);
+                    if used < n {
+                        // Out of lines for this turn: the rest waits for the next one.
+                        if let Some(conn) = self.core.connections.get_mut(id) {
+                            conn.unread.extend_from_slice(&self.read_buf[used..n]);
+                        }
+                        self.unfinished_reads.push(id);
+                        return;
+                    }
                     budget = budget.saturating_sub(n);
                     if budget == 0 {
                         self.unfinished_reads.push(id);
@@ -524,30 +645,35 @@ impl Server {
         }
     }
 
-    /// Decodes `n` freshly read bytes of `id` and hands each line to the chat.
-    fn handle_input(&mut self, id: ClientId, n: usize, now: Instant) {
+    /// Decodes input of `id` left over from an earlier turn; false if some is still left.
+    fn decode_unread(&mut self, id: ClientId, lines: &mut usize, now: Instant) -> bool {
         let Some(conn) = self.core.connections.get_mut(id) else {
-            return;
+            return true;
         };
-        // The decoder is taken out so the chat can queue output to this same connection.
-        let mut decoder = std::mem::take(&mut conn.decoder);
-        let (chat, mut outbox) = self.core.outbox();
-        log::trace!(
-            "client {id}: read \"{}\"",
-            self.read_buf[..n].escape_ascii()
-        );
-        decoder.feed(
-            &self.read_buf[..n],
-            self.max_line,
-            |decoded| match decoded {
-                Decoded::Line(text) => chat.handle_line(id, text, now, &mut outbox),
-                Decoded::Refused(error) => chat.reject_line(id, error, &mut outbox),
-                Decoded::Telnet(answer) => outbox.send(id, answer),
-            },
-        );
-        if let Some(conn) = self.core.connections.get_mut(id) {
-            conn.decoder = decoder;
+        if conn.unread.is_empty() {
+            return true;
         }
+        let mut unread = std::mem::take(&mut conn.unread);
+        let used = decode(&mut self.core, self.max_line, id, &unread, lines, now);
+        unread.drain(..used);
+        let done = unread.is_empty();
+        if let Some(conn) = self.core.connections.get_mut(id) {
+            conn.unread = if done { Vec::new() } else { unread };
+        }
+        done
+    }
+
+    /// The client closed its side. Its last answers may still be queued and it may still be
+    /// reading (a half close, as `nc -N` does), so they are written before the connection
+    /// closes; the chat lets it go now.
+    fn end_of_input(&mut self, id: ClientId, now: Instant) {
+        if self.core.connections.get(id).map_or(0, Connection::pending) == 0 {
+            self.core.doom(id, DropReason::Eof);
+            return;
+        }
+        let (chat, mut outbox) = self.core.outbox();
+        outbox.close(id);
+        chat.disconnect(id, now, &mut outbox);
     }
 
     /// Drops the connections doomed this turn and lets the chat save their sessions.
@@ -579,25 +705,39 @@ impl Server {
     }
 
     /// One write per connection that has output; closes those that finished saying goodbye.
-    fn flush_dirty(&mut self) {
+    ///
+    /// The connections read this turn go first: a client that sent lines and waits for their
+    /// echo before sending more (a closed loop) gets it early and its next lines arrive while
+    /// the rest are written, so the next turn carries a bigger batch and every connection's
+    /// single write carries more lines.
+    fn flush_dirty(&mut self, now: Instant) {
+        let readers = std::mem::take(&mut self.readers);
         let dirty = std::mem::take(&mut self.core.dirty);
-        for &id in &dirty {
+        if !dirty.is_empty() {
+            self.release_at = Some(now + QUIET_RELEASE);
+        }
+        for &id in readers.iter().chain(&dirty) {
             let Some(conn) = self.core.connections.get_mut(id) else {
                 continue;
             };
+            if !conn.dirty {
+                continue;
+            }
             conn.dirty = false;
             if conn.state == State::Doomed {
                 continue;
             }
-            match conn.flush() {
+            match conn.flush(&mut self.core.pool) {
                 Ok(Flushed::All) if conn.state == State::Closing => self.close(id),
                 Ok(_) => {}
                 Err(e) => self.core.doom(id, DropReason::Error(e.kind())),
             }
         }
-        // Keep the list's allocation for the next turn.
-        let mut dirty = dirty;
+        // Keep the lists' allocations for the next turn.
+        let (mut readers, mut dirty) = (readers, dirty);
+        readers.clear();
         dirty.clear();
+        self.readers = readers;
         if self.core.dirty.is_empty() {
             self.core.dirty = dirty;
         }
@@ -680,6 +820,45 @@ impl Server {
     }
 }
 
+/// Hands the lines in `input` from client `id` to the chat, at most `lines` of them (the
+/// count is updated); returns how many bytes were used. The rest must be fed again later.
+fn decode(
+    core: &mut Core,
+    max_line: usize,
+    id: ClientId,
+    input: &[u8],
+    lines: &mut usize,
+    now: Instant,
+) -> usize {
+    let Some(conn) = core.connections.get_mut(id) else {
+        return input.len();
+    };
+    // The decoder is taken out so the chat can queue output to this same connection.
+    let mut decoder = std::mem::take(&mut conn.decoder);
+    let (chat, mut outbox) = core.outbox();
+    let mut handled = 0;
+    let used = decoder.feed_lines(input, max_line, *lines, |decoded| {
+        if !matches!(decoded, Decoded::Telnet(_)) {
+            handled += 1;
+        }
+        // A client dropped in the middle of its input (it overflowed its output buffer) is
+        // not worth any more work.
+        if !outbox.is_open(id) {
+            return;
+        }
+        match decoded {
+            Decoded::Line(text) => chat.handle_line(id, text, now, &mut outbox),
+            Decoded::Refused(error) => chat.reject_line(id, error, &mut outbox),
+            Decoded::Telnet(answer) => outbox.send(id, answer),
+        }
+    });
+    *lines = lines.saturating_sub(handled);
+    if let Some(conn) = core.connections.get_mut(id) {
+        conn.decoder = decoder;
+    }
+    used
+}
+
 /// Creates the listening socket: SO_REUSEADDR so a restart can bind at once, a large backlog.
 fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
@@ -699,6 +878,16 @@ fn tune_socket(stream: &TcpStream) -> io::Result<()> {
         .with_interval(Duration::from_secs(10))
         .with_retries(3);
     socket.set_tcp_keepalive(&keepalive)
+}
+
+/// Gives the heap's free pages back to the system after a burst (glibc keeps them otherwise,
+/// and a burst of big output buffers would stay in the RSS for good).
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own heap; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 fn is_out_of_descriptors(error: &io::Error) -> bool {

@@ -304,3 +304,76 @@ fn writes_after_the_peer_vanished_do_not_hurt_others() {
     assert_eq!(who, "* Members of main (1): alice");
     assert!(notice_seen);
 }
+
+#[test]
+fn a_burst_of_short_lines_drops_no_reader_that_keeps_reading() {
+    // 30,000 two-byte lines in one write become 1.3 MB for each reader: more than its output
+    // limit, but a reader that keeps reading must keep its connection and get every line.
+    const LINES: usize = 30_000;
+    let server = TestServer::start();
+    let nick = "F".repeat(32);
+    let mut readers: Vec<Client> = (0..3)
+        .map(|i| Client::login(server.addr, &format!("reader{i}")))
+        .collect();
+    let mut flooder = Client::login(server.addr, &nick);
+    for reader in &mut readers {
+        reader.wait_for(3, |l| l == format!("* [main] {nick} joined"));
+    }
+    let expected = format!("[main] {nick}: a");
+    let threads: Vec<_> = readers
+        .into_iter()
+        .map(|mut reader| {
+            let expected = expected.clone();
+            std::thread::spawn(move || {
+                for _ in 0..LINES {
+                    assert_eq!(reader.line(), expected);
+                }
+                reader.ask(
+                    "/who",
+                    &format!(
+                        "* Members of main (4): {}, reader0, reader1, reader2",
+                        "F".repeat(32)
+                    ),
+                );
+            })
+        })
+        .collect();
+    flooder.send_bytes(&b"a\n".repeat(LINES));
+    for _ in 0..LINES {
+        flooder.expect("You: a");
+    }
+    for thread in threads {
+        thread
+            .join()
+            .expect("every reader got every line and is still connected");
+    }
+}
+
+#[test]
+fn a_client_that_half_closes_still_gets_its_answers() {
+    let server = TestServer::start();
+    let mut watcher = Client::login(server.addr, "watcher");
+    let mut halfy = Client::connect(server.addr);
+    halfy.send("/nick halfy");
+    halfy.send("/join dev");
+    halfy.send("hello from halfy");
+    halfy
+        .socket()
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half close");
+    assert_eq!(
+        halfy.read_until_closed(),
+        [
+            "* Welcome, halfy. Rooms: main. Active room: main.",
+            "* Joined dev. Active room: dev.",
+            "You: hello from halfy",
+        ]
+    );
+    watcher.expect("* [main] halfy joined");
+    watcher.expect("* [main] halfy disconnected");
+    let mut back = Client::connect(server.addr);
+    back.ask(
+        "/nick halfy",
+        "* Welcome back, halfy. Rooms: main, dev. Active room: dev.",
+    );
+}
