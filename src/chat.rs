@@ -183,8 +183,8 @@ const MAX_LINES_WHILE_CLAIMING: usize = 64;
 #[derive(Debug)]
 struct PendingClaim {
     nick: String,
-    /// Lines that arrived meanwhile, handled once the claim is decided.
-    queued: Vec<String>,
+    /// Lines (and refused lines) that arrived meanwhile, handled in order once it is decided.
+    queued: Vec<Result<String, LineError>>,
 }
 
 type RoomId = usize;
@@ -325,6 +325,14 @@ impl Chat {
 
     /// A line that could not be decoded.
     pub fn reject_line(&mut self, id: ClientId, error: LineError, out: &mut impl Outbox) {
+        // While a nick claim is pending, the refusal waits its turn behind the queued lines.
+        let claim = self.client_mut(id).and_then(|c| c.claim.as_mut());
+        if let Some(claim) = claim {
+            if claim.queued.len() < MAX_LINES_WHILE_CLAIMING {
+                claim.queued.push(Err(error));
+            }
+            return;
+        }
         match error {
             LineError::TooLong => {
                 let max = self.config.max_line.to_string();
@@ -353,7 +361,7 @@ impl Chat {
         };
         if let Some(claim) = client.claim.as_mut() {
             if claim.queued.len() < MAX_LINES_WHILE_CLAIMING {
-                claim.queued.push(line.to_string());
+                claim.queued.push(Ok(line.to_string()));
             } else {
                 self.error(out, id, &["still checking your nick; line discarded"]);
             }
@@ -687,7 +695,10 @@ impl Chat {
             ),
         }
         for line in claim.queued {
-            self.handle_line(id, &line, now, out);
+            match line {
+                Ok(line) => self.handle_line(id, &line, now, out),
+                Err(error) => self.reject_line(id, error, out),
+            }
         }
     }
 

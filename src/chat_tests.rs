@@ -574,6 +574,7 @@ fn shared_registry_decides_nicks_and_lines_wait_for_it() {
     chat.handle_line(0, "/nick alice", now, &mut out);
     chat.handle_line(0, "/join dev", now, &mut out);
     chat.handle_line(0, "first words", now, &mut out);
+    chat.reject_line(0, LineError::InvalidUtf8, &mut out);
     assert_eq!(out.claims, [(0, "alice".to_string(), false)]);
     assert!(
         out.inner.take(0).is_empty(),
@@ -597,6 +598,7 @@ fn shared_registry_decides_nicks_and_lines_wait_for_it() {
             "* Welcome back, alice. Rooms: main, ops. Active room: ops.",
             "* Joined dev. Active room: dev.",
             "You: first words",
+            "! invalid UTF-8; line discarded",
         ]
     );
     assert!(

@@ -28,13 +28,17 @@ return {'granted', session}
 ";
 
 /// Refreshes the TTL of nicks this node holds, and takes back the ones that expired (after a
-/// Redis restart, say) unless another node holds them now. Returns the nicks held elsewhere.
+/// Redis restart, say) unless another node holds them now; also keeps their saved sessions
+/// from expiring while their users are online. KEYS are pairs: nick key, session key.
+/// Returns the nicks held elsewhere.
 const REFRESH_SCRIPT: &str = r"
 local lost = {}
-for _, key in ipairs(KEYS) do
+for i = 1, #KEYS, 2 do
+  local key = KEYS[i]
   local owner = redis.call('GET', key)
   if owner == false or owner == ARGV[1] then
     redis.call('SET', key, ARGV[1], 'EX', ARGV[2])
+    redis.call('EXPIRE', KEYS[i + 1], ARGV[3])
   else
     table.insert(lost, key)
   end
@@ -406,18 +410,21 @@ impl Worker {
 
     /// Keeps this node's nicks registered; warns about nicks another node took meanwhile.
     fn refresh(&mut self, con: &mut redis::Connection) -> redis::RedisResult<()> {
-        let keys: Vec<String> = self
+        let keys: Vec<(String, String)> = self
             .held
             .iter()
-            .map(|key| format!("chat:nick:{key}"))
+            .map(|key| (nick_key(key), session_key(key)))
             .collect();
         let script = redis::Script::new(REFRESH_SCRIPT);
         for chunk in keys.chunks(1000) {
             let mut invocation = script.prepare_invoke();
-            for key in chunk {
-                invocation.key(key);
+            for (nick, session) in chunk {
+                invocation.key(nick).key(session);
             }
-            invocation.arg(&self.node).arg(NICK_TTL.as_secs());
+            invocation
+                .arg(&self.node)
+                .arg(NICK_TTL.as_secs())
+                .arg(self.session_ttl.as_secs().max(1));
             let lost: Vec<String> = invocation.invoke(con)?;
             for key in lost {
                 warn!("{key} is held by another node too (taken while this node was cut off)");
