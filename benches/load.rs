@@ -34,7 +34,6 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
-use memchr::memmem;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use serde::Serialize;
@@ -287,6 +286,8 @@ struct Conn {
     seq: u64,
     attempts: u32,
     sessions: u64,
+    /// IRC: this worker's first receiver in its room; acknowledges the room's senders here.
+    probe: bool,
 }
 
 /// Things a worker does at a given time.
@@ -307,13 +308,11 @@ struct Worker {
     connecting: usize,
     inflight: usize,
     buf: Vec<u8>,
-    finder: memmem::Finder<'static>,
     hist: Histogram<u64>,
     counts: Counts,
     dirty: Vec<usize>,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     /// IRC has no echo: a receiver of the room in this worker acknowledges the senders here.
-    probes: HashMap<String, usize>,
     senders_by_gid: HashMap<u64, usize>,
     phase: u8,
     sending: bool,
@@ -321,23 +320,23 @@ struct Worker {
     rng: u64,
 }
 
-/// The marker that starts every payload: `@ld SENDER SEQ NANOS xxxx...`.
+/// The marker that starts every payload: `@ld SENDER NANOS xxxx...` with fixed-width fields,
+/// padded to the payload size. A payload always ends its line, so a receiver finds it at a
+/// fixed distance from the line's end without searching.
 const MARK: &[u8] = b"@ld ";
+/// The payload's fixed-width header: marker, 8-digit sender, 16-digit nanoseconds, spaces.
+const HEADER: usize = MARK.len() + 8 + 1 + 16 + 1;
 
 impl Worker {
     fn new(index: usize, plans: Vec<Plan>, shared: Arc<Shared>, cfg: Arc<RunCfg>) -> Self {
-        let mut probes = HashMap::new();
+        let mut probes = std::collections::HashSet::new();
         let mut senders_by_gid = HashMap::new();
         let conns: Vec<Conn> = plans
             .into_iter()
             .enumerate()
             .map(|(i, plan)| {
-                match plan.role {
-                    Role::Receiver | Role::Talker => {
-                        probes.entry(plan.room.clone()).or_insert(i);
-                    }
-                    _ => {}
-                }
+                let probe = matches!(plan.role, Role::Receiver | Role::Talker)
+                    && probes.insert(plan.room.clone());
                 if matches!(plan.role, Role::Sender | Role::Talker) {
                     senders_by_gid.insert(plan.gid, i);
                 }
@@ -354,6 +353,7 @@ impl Worker {
                     seq: 0,
                     attempts: 0,
                     sessions: 0,
+                    probe,
                 }
             })
             .collect();
@@ -369,12 +369,10 @@ impl Worker {
             to_connect,
             connecting: 0,
             buf: vec![0; 256 * 1024],
-            finder: memmem::Finder::new(MARK),
             hist: Histogram::new_with_bounds(1_000, 60_000_000_000, 3).expect("histogram"),
             counts: Counts::default(),
             dirty: Vec::new(),
             timers: BinaryHeap::new(),
-            probes,
             senders_by_gid,
             phase: SETUP,
             sending: false,
@@ -413,7 +411,7 @@ impl Worker {
                     self.finish_connect(ci);
                 }
                 if event.is_readable() || event.is_read_closed() || event.is_error() {
-                    self.read(ci);
+                    self.read(ci, event.is_read_closed() || event.is_error());
                 }
                 if event.is_writable() && self.conns[ci].out_pos < self.conns[ci].out.len() {
                     self.mark_dirty(ci);
@@ -422,6 +420,19 @@ impl Worker {
             self.fire_timers();
             self.flush();
             self.shared.add(&std::mem::take(&mut self.counts));
+        }
+        if std::env::var_os("LOAD_DEBUG").is_some() {
+            let mut states: HashMap<String, usize> = HashMap::new();
+            for c in &self.conns {
+                *states.entry(format!("{:?}", c.st)).or_default() += 1;
+            }
+            eprintln!(
+                "worker {}: states {states:?}, connecting {}, to_connect {}, timers {}",
+                self.index,
+                self.connecting,
+                self.to_connect.len(),
+                self.timers.len()
+            );
         }
         // Sockets close as the worker is dropped.
         self.hist
@@ -558,23 +569,28 @@ impl Worker {
 
     fn flush(&mut self) {
         for ci in std::mem::take(&mut self.dirty) {
-            let conn = &mut self.conns[ci];
-            conn.dirty = false;
-            let Some(stream) = conn.stream.as_mut() else {
-                continue;
-            };
-            while conn.out_pos < conn.out.len() {
-                match stream.write(&conn.out[conn.out_pos..]) {
-                    Ok(n) => conn.out_pos += n,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(_) => break, // the read side notices and reports it
-                }
+            self.conns[ci].dirty = false;
+            self.write_out(ci);
+        }
+    }
+
+    /// Writes what is queued for `ci` until done or the socket is full.
+    fn write_out(&mut self, ci: usize) {
+        let conn = &mut self.conns[ci];
+        let Some(stream) = conn.stream.as_mut() else {
+            return;
+        };
+        while conn.out_pos < conn.out.len() {
+            match stream.write(&conn.out[conn.out_pos..]) {
+                Ok(n) => conn.out_pos += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => break, // the read side notices and reports it
             }
-            if conn.out_pos == conn.out.len() {
-                conn.out.clear();
-                conn.out_pos = 0;
-            }
+        }
+        if conn.out_pos == conn.out.len() {
+            conn.out.clear();
+            conn.out_pos = 0;
         }
     }
 
@@ -616,9 +632,13 @@ impl Worker {
             let _ = write!(conn.out, "PRIVMSG {} :", conn.plan.room);
         }
         let start = conn.out.len();
-        let _ = write!(conn.out, "@ld {} {} {} ", conn.plan.gid, conn.seq, ts);
-        let pad = self.cfg.payload.saturating_sub(conn.out.len() - start);
-        conn.out.resize(conn.out.len() + pad, b'x');
+        let _ = write!(
+            conn.out,
+            "@ld {:08} {:016} ",
+            conn.plan.gid % 100_000_000,
+            ts
+        );
+        conn.out.resize(start + self.cfg.payload, b'x');
         conn.out.extend_from_slice(match self.cfg.proto {
             Proto::Chat => b"\n",
             Proto::Irc => b"\r\n",
@@ -627,7 +647,8 @@ impl Worker {
         self.mark_dirty(ci);
     }
 
-    fn read(&mut self, ci: usize) {
+    /// Reads what `ci` has; to the end of the stream if the peer closed it (`closing`).
+    fn read(&mut self, ci: usize, closing: bool) {
         let mut buf = std::mem::take(&mut self.buf);
         while let Some(stream) = self.conns[ci].stream.as_mut() {
             match stream.read(&mut buf) {
@@ -638,6 +659,12 @@ impl Worker {
                 Ok(n) => {
                     self.now_ns = self.cfg.epoch.elapsed().as_nanos() as u64;
                     self.input(ci, &buf[..n]);
+                    // A short read drained the socket; new data raises a new edge. This saves
+                    // the read that would only say WouldBlock. (Not so for the end of the
+                    // stream: it raises no new edge, so a closed socket is read to the end.)
+                    if n < buf.len() && !closing {
+                        break;
+                    }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -648,6 +675,10 @@ impl Worker {
             }
         }
         self.buf = buf;
+        // Answer at once (a closed-loop sender's next messages), not after the whole batch.
+        if self.conns[ci].out_pos < self.conns[ci].out.len() {
+            self.write_out(ci);
+        }
     }
 
     fn input(&mut self, ci: usize, data: &[u8]) {
@@ -671,8 +702,9 @@ impl Worker {
 
     fn line(&mut self, ci: usize, line: &[u8]) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if let Some(at) = self.finder.find(line) {
-            return self.message(ci, line, at);
+        let payload = self.cfg.payload;
+        if line.len() >= payload && line[line.len() - payload..].starts_with(MARK) {
+            return self.message(ci, line, line.len() - payload);
         }
         match self.cfg.proto {
             Proto::Chat => self.chat_line(ci, line),
@@ -682,12 +714,8 @@ impl Worker {
 
     /// A room message carrying our payload.
     fn message(&mut self, ci: usize, line: &[u8], at: usize) {
-        let mut fields = line[at + MARK.len()..].split(|&b| b == b' ');
-        let (Some(gid), Some(_seq), Some(ts)) = (
-            fields.next().and_then(parse_u64),
-            fields.next().and_then(parse_u64),
-            fields.next().and_then(parse_u64),
-        ) else {
+        let fields = &line[at + MARK.len()..at + HEADER];
+        let (Some(gid), Some(ts)) = (parse_u64(&fields[..8]), parse_u64(&fields[9..25])) else {
             return;
         };
         self.counts.deliveries += 1;
@@ -700,7 +728,7 @@ impl Worker {
             Proto::Chat => None,
             // IRC does not echo: this worker's first receiver in the room stands in.
             Proto::Irc => {
-                if self.probes.get(&self.conns[ci].plan.room) == Some(&ci) {
+                if self.conns[ci].probe {
                     self.senders_by_gid.get(&gid).copied()
                 } else {
                     None
@@ -811,7 +839,8 @@ impl Worker {
             b"366" if self.conns[ci].st == St::Joining => self.registered(ci),
             b"ERROR" if self.conns[ci].st == St::Quitting => {}
             b"ERROR" => self.error_line(ci, line),
-            // 4xx and 5xx numerics are errors; 401 would mean a message to a missing target.
+            // ERR_NOMOTD is harmless; other 4xx and 5xx numerics are errors.
+            b"422" => {}
             [b'4' | b'5', b'0'..=b'9', b'0'..=b'9'] => self.error_line(ci, line),
             _ => {}
         }
@@ -1147,7 +1176,7 @@ fn run(args: &Args) -> Result<Report, String> {
     let cfg = Arc::new(RunCfg {
         proto: args.protocol,
         window: args.window.max(1),
-        payload: args.payload,
+        payload: args.payload.max(HEADER),
         interval,
         inflight: args.inflight.div_ceil(threads).max(1),
         // Unique across runs (a server that is not fresh keeps saved nicks), short for IRC.
