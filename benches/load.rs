@@ -128,7 +128,7 @@ struct Args {
     /// Connections being set up at once, over all threads (ngircd's backlog is 10: use 8).
     #[arg(long, default_value_t = 1000)]
     inflight: usize,
-    /// Worker threads (default: the CPUs this process may run on).
+    /// Worker threads (default: the CPUs this process may run on, plus one for the senders).
     #[arg(long)]
     threads: Option<usize>,
     /// IRC: OPER NAME:PASSWORD for senders, which then set user mode +F (ngircd, no penalty).
@@ -1159,10 +1159,15 @@ fn run(args: &Args) -> Result<Report, String> {
             "{clients} sockets do not fit under this process's open-file limit of {fd_limit}"
         ));
     }
+    let has_senders = plans.iter().any(|p| p.role == Role::Sender);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Senders get a thread of their own (by default) so that their next messages leave as soon
+    // as the echo arrives, not after the receivers' reads queued before it.
     let threads = args
         .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .unwrap_or(cpus + usize::from(has_senders))
         .clamp(1, clients.max(1));
+    let sender_thread = has_senders && threads >= 2;
     let interval = match (args.workload, args.rate) {
         (Workload::Fanout, None) | (Workload::Idle | Workload::Churn, _) => None,
         (Workload::Latency, None) => Some(args.senders.max(1) as f64 / 100.0),
@@ -1194,10 +1199,15 @@ fn run(args: &Args) -> Result<Report, String> {
     });
     if !args.quiet {
         eprintln!(
-            "load: {:?} over {:?}, {clients} sockets on {threads} worker thread(s) of this \
+            "load: {:?} over {:?}, {clients} sockets on {threads} worker thread(s){} of this \
              process (open-file limit {fd_limit} per process), target {}",
             args.workload,
             args.protocol,
+            if sender_thread {
+                ", the senders on one of their own"
+            } else {
+                ""
+            },
             targets
                 .iter()
                 .map(|a| a.to_string())
@@ -1208,8 +1218,25 @@ fn run(args: &Args) -> Result<Report, String> {
     let shared = Arc::new(Shared::default());
     let base = stats();
     let mut shares: Vec<Vec<Plan>> = vec![Vec::new(); threads];
-    for (i, plan) in plans.into_iter().enumerate() {
-        shares[i % threads].push(plan);
+    if sender_thread {
+        // Thread 0: the senders and, for IRC, one receiver per room to acknowledge them.
+        let mut probes = std::collections::HashSet::new();
+        let mut next = 0;
+        for plan in plans {
+            let probe = plan.role == Role::Receiver
+                && args.protocol == Proto::Irc
+                && probes.insert(plan.room.clone());
+            if plan.role == Role::Sender || probe {
+                shares[0].push(plan);
+            } else {
+                shares[1 + next % (threads - 1)].push(plan);
+                next += 1;
+            }
+        }
+    } else {
+        for (i, plan) in plans.into_iter().enumerate() {
+            shares[i % threads].push(plan);
+        }
     }
     let workers: Vec<_> = shares
         .into_iter()
@@ -1326,7 +1353,6 @@ fn run(args: &Args) -> Result<Report, String> {
     let deliveries = c1.deliveries - c0.deliveries;
     let msgs_in = c1.acked - c0.acked;
     let harness_cpu = own.1 - own.0;
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let harness_share = harness_cpu / measured_secs.max(1e-9);
     let rss_kib = if args.workload == Workload::Idle {
         cpu.1.map(|s| s.rss_kib)
@@ -1402,7 +1428,7 @@ fn run(args: &Args) -> Result<Report, String> {
         latency,
         harness_cpu_secs: harness_cpu,
         harness_cpu_share: harness_share,
-        harness_saturated: harness_share > 0.9 * cpus.min(threads as f64),
+        harness_saturated: harness_share > 0.9 * cpus.min(threads) as f64,
     })
 }
 

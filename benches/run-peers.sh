@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 OUT=$(realpath -m "${OUT:-target/bench-results}")
-ALL_WORKLOADS="fanout1000 fanout5000 latency idle10k idle19k rooms churn small100 small100idle"
+ALL_WORKLOADS="fanout1000 latency idle10k rooms churn fanout5000 idle19k small100 small100idle"
 WORKLOADS=${WORKLOADS:-$ALL_WORKLOADS}
 mkdir -p "$OUT"
 
@@ -20,7 +20,8 @@ mkdir -p "$OUT"
 flags() {
   case $1 in
     fanout1000) echo "--workload fanout --receivers 1000 --senders 10" ;;
-    fanout5000) echo "--workload fanout --receivers 5000 --senders 10" ;;
+    # ngircd needs minutes to seat 5,000 users in one channel (every JOIN costs O(members)).
+    fanout5000) echo "--workload fanout --receivers 5000 --senders 10 --setup-timeout 900" ;;
     latency) echo "--workload latency --receivers 1000 --senders 10 --rate 100" ;;
     idle10k) echo "--workload idle --connections 10000 --rooms 100 --duration 3" ;;
     idle19k) echo "--workload idle --connections 19000 --rooms 100 --duration 3" ;;
@@ -57,13 +58,13 @@ start_peer() {
   case $1 in
     ngircd)
       taskset -c 0 /usr/sbin/ngircd --nodaemon --config benches/peers/ngircd.conf \
-        >>"$OUT/ngircd.log" 2>&1 &
+        >"$OUT/ngircd.log" 2>&1 &
       PEER_PID=$!
       PORT=6667
       ;;
     inspircd)
       taskset -c 0 /usr/sbin/inspircd --runasroot --nofork \
-        --config="$PWD/benches/peers/inspircd.conf" >>"$OUT/inspircd.log" 2>&1 &
+        --config="$PWD/benches/peers/inspircd.conf" >"$OUT/inspircd.log" 2>&1 &
       PEER_PID=$!
       PORT=6668
       ;;
