@@ -6,8 +6,8 @@
 //! top of its connections; the tests implement it with a recorder; cluster mode wraps it to
 //! publish events and feeds other nodes' events back in through [`Chat::deliver_remote`].
 //!
-//! Fan-out formats each room line once and hands the same bytes to every member, so the cost of a
-//! delivery is one copy into that member's output buffer.
+//! Fan-out formats each room line once and hands the same bytes to every member; the poll loop
+//! stores them once per turn, so a delivery costs a note of which line the member gets.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};

@@ -6,10 +6,16 @@
 //! reading fills its buffer up to the limit and is then dropped, as Redis does with its client
 //! output buffer limits: nobody else ever waits for it.
 //!
-//! A connection holds an output buffer only while it has output pending: once everything is
-//! written the buffer goes back to a [`BufferPool`] shared by all connections, so an idle
-//! connection costs no buffer memory and a busy one reuses a buffer that is already big enough
-//! instead of growing a fresh one every turn.
+//! The lines of a turn are stored once, in the loop's [`TurnOutput`]; a connection only notes
+//! which of them it gets ([`Span`]s). At the end of the turn its spans are gathered into one
+//! scratch buffer shared by all connections and written with one `write()`. A line fanned out to
+//! a thousand members is copied once into the turn and once per member at write time, member
+//! after member, so the copying streams through the cache instead of appending to a thousand
+//! scattered buffers per line.
+//!
+//! Only what the socket did not take stays with the connection, in its own buffer (from a
+//! [`BufferPool`] shared by all, given back once everything is written), so an idle connection
+//! holds no output memory at all.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
@@ -22,6 +28,10 @@ use crate::protocol::LineDecoder;
 const POOLED_CAPACITY: usize = 32 * 1024;
 /// The pool holds at most this many bytes of buffer capacity.
 const POOL_BYTES: usize = 8 * 1024 * 1024;
+/// Span lists longer than this are freed instead of pooled.
+const POOLED_SPANS: usize = 1024;
+/// The pool holds at most this many span lists.
+const POOL_LISTS: usize = 8192;
 
 /// Empty output buffers kept for reuse by whichever connection next has output.
 #[derive(Debug, Default)]
@@ -29,6 +39,8 @@ pub struct BufferPool {
     free: Vec<Vec<u8>>,
     /// Total capacity of `free`.
     bytes: usize,
+    /// Empty span lists, likewise.
+    spans: Vec<Vec<Span>>,
 }
 
 impl BufferPool {
@@ -54,10 +66,28 @@ impl BufferPool {
         self.free.push(buf);
     }
 
+    /// An empty span list, with capacity if one was pooled.
+    pub fn take_spans(&mut self) -> Vec<Span> {
+        self.spans.pop().unwrap_or_default()
+    }
+
+    /// Takes back a span list; frees it if the pool has enough or it is big.
+    pub fn give_spans(&mut self, mut spans: Vec<Span>) {
+        if spans.capacity() == 0
+            || spans.capacity() > POOLED_SPANS
+            || self.spans.len() >= POOL_LISTS
+        {
+            return;
+        }
+        spans.clear();
+        self.spans.push(spans);
+    }
+
     /// Frees every pooled buffer (the server has gone quiet).
     pub fn release(&mut self) {
         self.free = Vec::new();
         self.bytes = 0;
+        self.spans = Vec::new();
     }
 
     /// Bytes of buffer capacity held by the pool.
@@ -86,6 +116,48 @@ pub enum Flushed {
     Partial,
 }
 
+/// The lines queued in one loop turn, each stored once however many connections get it.
+#[derive(Debug, Default)]
+pub struct TurnOutput {
+    bytes: Vec<u8>,
+    /// The line stored last: a fan-out sends the same line to every member in a row.
+    last: Span,
+}
+
+/// Where a line lies in the [`TurnOutput`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Span {
+    start: usize,
+    len: usize,
+}
+
+impl TurnOutput {
+    /// Stores `line` for this turn, or finds it if it is the line stored last.
+    pub fn store(&mut self, line: &[u8]) -> Span {
+        let last = &self.bytes[self.last.start..self.last.start + self.last.len];
+        if !line.is_empty() && last == line {
+            return self.last;
+        }
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(line);
+        self.last = Span {
+            start,
+            len: line.len(),
+        };
+        self.last
+    }
+
+    fn get(&self, span: Span) -> &[u8] {
+        &self.bytes[span.start..span.start + span.len]
+    }
+
+    /// Forgets the turn's lines; every connection has taken its spans by now.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.last = Span::default();
+    }
+}
+
 /// A client connection owned by the poll loop.
 #[derive(Debug)]
 pub struct Connection {
@@ -101,9 +173,14 @@ pub struct Connection {
     pub dirty: bool,
     /// Input read but not yet decoded: the client sent more lines than one turn handles.
     pub unread: Vec<u8>,
+    /// Output left over from earlier turns (the socket did not take all of it).
     out: Vec<u8>,
     /// Bytes of `out` before this have been written already.
     written: usize,
+    /// This turn's lines for this connection, to go after `out`.
+    spans: Vec<Span>,
+    /// Bytes in `spans`.
+    span_bytes: usize,
 }
 
 impl Connection {
@@ -118,51 +195,100 @@ impl Connection {
             unread: Vec::new(),
             out: Vec::new(),
             written: 0,
+            spans: Vec::new(),
+            span_bytes: 0,
         }
     }
 
     /// Bytes queued and not yet written.
     pub fn pending(&self) -> usize {
-        self.out.len() - self.written
+        self.out.len() - self.written + self.span_bytes
     }
 
-    /// Queues `line` unless that would take the pending output past `limit`; a connection
-    /// without a buffer takes one from `pool`.
+    /// Queues the line at `span` of this turn's output unless that would take the pending
+    /// output past `limit`; a connection without a span list takes one from `pool`.
     ///
     /// Returns `false` (and queues nothing) when the limit would be passed.
-    pub fn queue(&mut self, line: &[u8], limit: usize, pool: &mut BufferPool) -> bool {
-        if self.pending() + line.len() > limit {
+    pub fn queue(&mut self, span: Span, limit: usize, pool: &mut BufferPool) -> bool {
+        if self.pending() + span.len > limit {
             return false;
         }
-        if self.out.capacity() == 0 {
-            self.out = pool.take();
+        self.span_bytes += span.len;
+        match self.spans.last_mut() {
+            // Lines stored one after the other are one span.
+            Some(last) if last.start + last.len == span.start => last.len += span.len,
+            Some(_) => self.spans.push(span),
+            None => {
+                if self.spans.capacity() == 0 {
+                    self.spans = pool.take_spans();
+                }
+                self.spans.push(span);
+            }
         }
-        // Reclaim the written prefix before growing, so the buffer never exceeds about the limit.
-        if self.written > 0 && self.out.len() + line.len() > self.out.capacity() {
-            self.out.drain(..self.written);
-            self.written = 0;
-        }
-        self.out.extend_from_slice(line);
         true
     }
 
     /// Forgets everything queued (the connection is being dropped).
     pub fn discard_output(&mut self, pool: &mut BufferPool) {
         pool.give(std::mem::take(&mut self.out));
+        pool.give_spans(std::mem::take(&mut self.spans));
+        self.span_bytes = 0;
         self.written = 0;
     }
 
-    /// Writes what is queued with a single `write()` call; once everything is written the
-    /// buffer goes back to `pool`.
-    pub fn flush(&mut self, pool: &mut BufferPool) -> io::Result<Flushed> {
-        if self.pending() > 0 {
+    /// Writes what is queued with a single `write()` call: this turn's lines from `turn`,
+    /// gathered in `scratch`, behind whatever earlier turns left. What the socket does not take
+    /// stays in the connection's own buffer (from `pool`, given back once it is all written).
+    pub fn flush(
+        &mut self,
+        turn: &TurnOutput,
+        scratch: &mut Vec<u8>,
+        pool: &mut BufferPool,
+    ) -> io::Result<Flushed> {
+        if !self.spans.is_empty() {
+            let spans = std::mem::take(&mut self.spans);
+            self.span_bytes = 0;
+            if self.out.len() > self.written {
+                // Earlier output is still waiting: this turn's lines go behind it.
+                if self.written > 0 {
+                    self.out.drain(..self.written);
+                    self.written = 0;
+                }
+                for &span in &spans {
+                    self.out.extend_from_slice(turn.get(span));
+                }
+            } else {
+                scratch.clear();
+                for &span in &spans {
+                    scratch.extend_from_slice(turn.get(span));
+                }
+                pool.give_spans(spans);
+                let written = match self.stream.write(scratch) {
+                    Ok(n) => n,
+                    Err(e) if is_transient(&e) => 0,
+                    Err(e) => return Err(e),
+                };
+                if written == scratch.len() {
+                    return Ok(Flushed::All);
+                }
+                if self.out.capacity() == 0 {
+                    self.out = pool.take();
+                }
+                self.out.clear();
+                self.written = 0;
+                self.out.extend_from_slice(&scratch[written..]);
+                return Ok(Flushed::Partial);
+            }
+            pool.give_spans(spans);
+        }
+        if self.out.len() > self.written {
             match self.stream.write(&self.out[self.written..]) {
                 Ok(n) => self.written += n,
                 Err(e) if is_transient(&e) => {}
                 Err(e) => return Err(e),
             }
         }
-        if self.pending() > 0 {
+        if self.out.len() > self.written {
             return Ok(Flushed::Partial);
         }
         self.written = 0;

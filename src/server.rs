@@ -29,7 +29,7 @@ use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 use crate::chat::{Chat, ClientId, Event, Outbox, SERVER_FULL};
 use crate::cluster::{Action, Cluster};
 use crate::config::Config;
-use crate::connection::{is_transient, BufferPool, Connection, Flushed, State};
+use crate::connection::{is_transient, BufferPool, Connection, Flushed, State, TurnOutput};
 use crate::protocol::Decoded;
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -40,6 +40,12 @@ const SIGNALS: Token = Token(usize::MAX - 3);
 /// member of a room, so this bounds the output one client causes before everybody's buffers
 /// are written (a flood of short lines would otherwise fill readers' buffers within one turn).
 const LINES_PER_TURN: usize = 128;
+/// Once this much output has been queued in a turn, the remaining input waits for the next turn,
+/// after everything queued has been written. A storm of joins to a big room (every join is a
+/// notice to every member) would otherwise build hundreds of megabytes of output buffers in one
+/// turn, and the heap would keep them. Far above what a busy room produces in a turn (80 lines
+/// to 5,000 members is 26 MB), so it never splits such a turn.
+const TURN_OUTPUT: usize = 32 * 1024 * 1024;
 /// The most bytes read from one connection in one turn before others get their turn.
 pub const READ_BUDGET: usize = 256 * 1024;
 /// Size of the one read buffer shared by all connections.
@@ -136,6 +142,12 @@ struct Core {
     doomed: Vec<(ClientId, DropReason)>,
     /// Output buffers of connections that have nothing to send.
     pool: BufferPool,
+    /// Bytes queued for clients this turn.
+    queued: usize,
+    /// This turn's lines, each stored once; connections hold spans of it until the flush.
+    turn: TurnOutput,
+    /// Where a connection's lines of the turn are gathered for its write.
+    scratch: Vec<u8>,
     /// Connections saying goodbye, oldest first, with the time by which they are closed even
     /// if the peer never takes its last lines (and the peer, since slab keys are reused).
     closing: VecDeque<(Instant, ClientId, SocketAddr)>,
@@ -151,6 +163,9 @@ struct LoopOutbox<'a> {
     dirty: &'a mut Vec<ClientId>,
     doomed: &'a mut Vec<(ClientId, DropReason)>,
     pool: &'a mut BufferPool,
+    queued: &'a mut usize,
+    turn: &'a mut TurnOutput,
+    scratch: &'a mut Vec<u8>,
     closing: &'a mut VecDeque<(Instant, ClientId, SocketAddr)>,
     sendq: usize,
 }
@@ -171,11 +186,12 @@ impl Outbox for LoopOutbox<'_> {
         if conn.state != State::Open {
             return;
         }
-        if !conn.queue(line, self.sendq, self.pool) {
+        let span = self.turn.store(line);
+        if !conn.queue(span, self.sendq, self.pool) {
             // A burst into a big room can fill the buffer of a client that reads fine within
             // one turn: give the socket what it takes now before calling the client slow.
-            let reason = match conn.flush(self.pool) {
-                Ok(_) if conn.queue(line, self.sendq, self.pool) => None,
+            let reason = match conn.flush(self.turn, self.scratch, self.pool) {
+                Ok(_) if conn.queue(span, self.sendq, self.pool) => None,
                 Ok(_) => Some(DropReason::SlowConsumer),
                 Err(e) => Some(DropReason::Error(e.kind())),
             };
@@ -186,6 +202,7 @@ impl Outbox for LoopOutbox<'_> {
                 return;
             }
         }
+        *self.queued += line.len();
         mark_dirty(conn, to, self.dirty);
     }
 
@@ -230,6 +247,9 @@ impl Core {
                 dirty: &mut self.dirty,
                 doomed: &mut self.doomed,
                 pool: &mut self.pool,
+                queued: &mut self.queued,
+                turn: &mut self.turn,
+                scratch: &mut self.scratch,
                 closing: &mut self.closing,
                 sendq: self.sendq,
             },
@@ -325,6 +345,9 @@ impl Server {
                 dirty: Vec::new(),
                 doomed: Vec::new(),
                 pool: BufferPool::default(),
+                queued: 0,
+                turn: TurnOutput::default(),
+                scratch: Vec::new(),
                 closing: VecDeque::new(),
                 sendq: config.sendq as usize,
                 cluster,
@@ -460,6 +483,8 @@ impl Server {
         if self.release_at.is_some_and(|at| now >= at) {
             self.release_at = None;
             self.core.pool.release();
+            self.core.turn = TurnOutput::default();
+            self.core.scratch = Vec::new();
             trim_heap();
         }
     }
@@ -598,7 +623,7 @@ impl Server {
         let mut budget = READ_BUDGET;
         let mut lines = LINES_PER_TURN;
         self.readers.push(id);
-        if !self.decode_unread(id, &mut lines, now) {
+        if self.core.queued >= TURN_OUTPUT || !self.decode_unread(id, &mut lines, now) {
             self.unfinished_reads.push(id);
             return;
         }
@@ -630,7 +655,7 @@ impl Server {
                         return;
                     }
                     budget = budget.saturating_sub(n);
-                    if budget == 0 {
+                    if budget == 0 || self.core.queued >= TURN_OUTPUT {
                         self.unfinished_reads.push(id);
                         return;
                     }
@@ -711,6 +736,7 @@ impl Server {
     /// the rest are written, so the next turn carries a bigger batch and every connection's
     /// single write carries more lines.
     fn flush_dirty(&mut self, now: Instant) {
+        self.core.queued = 0;
         let readers = std::mem::take(&mut self.readers);
         let dirty = std::mem::take(&mut self.core.dirty);
         if !dirty.is_empty() {
@@ -727,12 +753,15 @@ impl Server {
             if conn.state == State::Doomed {
                 continue;
             }
-            match conn.flush(&mut self.core.pool) {
+            let flushed = conn.flush(&self.core.turn, &mut self.core.scratch, &mut self.core.pool);
+            match flushed {
                 Ok(Flushed::All) if conn.state == State::Closing => self.close(id),
                 Ok(_) => {}
                 Err(e) => self.core.doom(id, DropReason::Error(e.kind())),
             }
         }
+        // Every connection has taken its lines of the turn (doomed ones are dropped unread).
+        self.core.turn.clear();
         // Keep the lists' allocations for the next turn.
         let (mut readers, mut dirty) = (readers, dirty);
         readers.clear();
