@@ -128,7 +128,8 @@ struct Args {
     /// Connections being set up at once, over all threads (ngircd's backlog is 10: use 8).
     #[arg(long, default_value_t = 1000)]
     inflight: usize,
-    /// Worker threads (default: the CPUs this process may run on, plus one for the senders).
+    /// Worker threads (default: the CPUs this process may run on, plus one for closed-loop
+    /// senders).
     #[arg(long)]
     threads: Option<usize>,
     /// IRC: OPER NAME:PASSWORD for senders, which then set user mode +F (ngircd, no penalty).
@@ -1159,15 +1160,6 @@ fn run(args: &Args) -> Result<Report, String> {
             "{clients} sockets do not fit under this process's open-file limit of {fd_limit}"
         ));
     }
-    let has_senders = plans.iter().any(|p| p.role == Role::Sender);
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // Senders get a thread of their own (by default) so that their next messages leave as soon
-    // as the echo arrives, not after the receivers' reads queued before it.
-    let threads = args
-        .threads
-        .unwrap_or(cpus + usize::from(has_senders))
-        .clamp(1, clients.max(1));
-    let sender_thread = has_senders && threads >= 2;
     let interval = match (args.workload, args.rate) {
         (Workload::Fanout, None) | (Workload::Idle | Workload::Churn, _) => None,
         (Workload::Latency, None) => Some(args.senders.max(1) as f64 / 100.0),
@@ -1175,6 +1167,15 @@ fn run(args: &Args) -> Result<Report, String> {
         (Workload::Rooms, Some(rate)) => Some(clients.max(1) as f64 / rate),
         (_, Some(rate)) => Some(args.senders.max(1) as f64 / rate),
     };
+    // Closed-loop senders get a thread of their own (by default) so that their next messages
+    // leave as soon as the echo arrives, not after the receivers' reads queued before it.
+    let has_senders = interval.is_none() && plans.iter().any(|p| p.role == Role::Sender);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = args
+        .threads
+        .unwrap_or(cpus + usize::from(has_senders))
+        .clamp(1, clients.max(1));
+    let sender_thread = has_senders && threads >= 2;
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
