@@ -98,6 +98,10 @@ struct Args {
     /// fanout/latency: senders in the room.
     #[arg(long, default_value_t = 10)]
     senders: usize,
+    /// fanout/latency with several --addr: every sender on the target with this index (from
+    /// 0) and everyone else on the other targets, so that every delivery crosses nodes.
+    #[arg(long, value_name = "INDEX")]
+    senders_on: Option<usize>,
     /// Messages each sender may have unacknowledged (closed loop).
     #[arg(long, default_value_t = 8)]
     window: usize,
@@ -1074,12 +1078,30 @@ fn plans(args: &Args, addrs: &[SocketAddr]) -> (Vec<Plan>, usize) {
     let irc = args.protocol == Proto::Irc;
     let room = |name: String| if irc { format!("#{name}") } else { name };
     let mut out = Vec::new();
+    // With --senders-on, senders go to that target and everyone else to the others.
+    let senders_on = args
+        .senders_on
+        .filter(|_| addrs.len() > 1)
+        .map(|i| i.min(addrs.len() - 1));
+    let others: Vec<SocketAddr> = match senders_on {
+        Some(i) => addrs
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| j != i)
+            .map(|(_, a)| *a)
+            .collect(),
+        None => addrs.to_vec(),
+    };
     let mut add = |role: Role, name: String| {
         let gid = out.len() as u64;
+        let addr = match senders_on {
+            Some(i) if role == Role::Sender => addrs[i],
+            _ => others[out.len() % others.len()],
+        };
         out.push(Plan {
             role,
             room: room(name),
-            addr: addrs[out.len() % addrs.len()],
+            addr,
             gid,
         });
     };
