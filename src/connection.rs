@@ -1,8 +1,9 @@
 //! One client connection as the poll loop sees it: the socket, its line decoder and its output
 //! buffer with a hard limit.
 //!
-//! Output is appended here by the chat (through the loop's outbox) and written out at most once
-//! per loop turn, so many lines queued in one turn leave in one `write()`. A reader that stops
+//! Output is queued here by the chat (through the loop's outbox) and written out once per loop
+//! turn, so many lines queued in one turn leave in one `write()` (the one exception: a buffer
+//! about to pass its limit is written at once, before its reader is called slow). A reader that stops
 //! reading fills its buffer up to the limit and is then dropped, as Redis does with its client
 //! output buffer limits: nobody else ever waits for it.
 //!
@@ -173,6 +174,8 @@ pub struct Connection {
     pub dirty: bool,
     /// Input read but not yet decoded: the client sent more lines than one turn handles.
     pub unread: Vec<u8>,
+    /// The loop turn in which the connection was last read.
+    pub read_in_turn: u64,
     /// Output left over from earlier turns (the socket did not take all of it).
     out: Vec<u8>,
     /// Bytes of `out` before this have been written already.
@@ -193,6 +196,7 @@ impl Connection {
             state: State::Open,
             dirty: false,
             unread: Vec::new(),
+            read_in_turn: 0,
             out: Vec::new(),
             written: 0,
             spans: Vec::new(),

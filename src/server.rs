@@ -5,10 +5,13 @@
 //! decisions live in [`crate::chat`]. A turn is:
 //!
 //! 1. wait for readiness (or the next timer);
-//! 2. accept new clients, read ready clients (at most [`READ_BUDGET`] bytes each, so one flooder
-//!    cannot starve the rest; the remainder is read next turn);
+//! 2. accept new clients, read ready clients once each (at most [`READ_BUDGET`] bytes and
+//!    [`LINES_PER_TURN`] lines, so one flooder cannot starve the rest; the remainder is read
+//!    next turn);
 //! 3. reap connections that died during the turn, telling the chat so it saves their sessions;
-//! 4. write every connection that got output, one `write()` each.
+//! 4. write every connection that got output, one `write()` each (a buffer about to pass its
+//!    limit is written at once instead, before its reader is called slow);
+//! 5. after a quiet second, give the output path's memory back.
 //!
 //! Idle connections cost nothing per turn: only connections with events or output are touched.
 
@@ -114,7 +117,7 @@ pub struct Server {
     signals: Option<signal_hook_mio::v1_0::Signals>,
     core: Core,
     read_buf: Vec<u8>,
-    /// Connections that hit [`READ_BUDGET`] and still have input waiting.
+    /// Connections that used up a per-turn budget and still have input waiting.
     unfinished_reads: Vec<ClientId>,
     /// Closed while the process was out of descriptors, to accept and turn one client away.
     spare_fd: Option<File>,
@@ -128,6 +131,8 @@ pub struct Server {
     readers: Vec<ClientId>,
     /// When to free pooled buffers and trim the heap, if the server stays quiet until then.
     release_at: Option<Instant>,
+    /// Loop turns so far; a connection is read at most once per turn.
+    turns: u64,
     max_connections: usize,
     max_line: usize,
 }
@@ -361,6 +366,7 @@ impl Server {
             next_housekeeping: Instant::now() + HOUSEKEEPING,
             readers: Vec::new(),
             release_at: None,
+            turns: 0,
             max_connections: config.connection_limit(),
             max_line: config.max_line as usize,
         })
@@ -405,6 +411,7 @@ impl Server {
                 return Err(e);
             }
             let now = Instant::now();
+            self.turns += 1;
             for id in std::mem::take(&mut self.unfinished_reads) {
                 self.read_from(id, now);
             }
@@ -430,6 +437,7 @@ impl Server {
             self.housekeeping(now);
             self.take_cluster_news(now);
             self.settle(now);
+            self.release_idle_memory(now);
         }
         self.shut_down();
         Ok(())
@@ -480,6 +488,11 @@ impl Server {
             self.next_housekeeping = now + HOUSEKEEPING;
             self.core.chat.expire_sessions(now);
         }
+    }
+
+    /// After a quiet spell, gives the memory of the output path back. Only between turns: while
+    /// a turn runs, connections hold spans of its output.
+    fn release_idle_memory(&mut self, now: Instant) {
         if self.release_at.is_some_and(|at| now >= at) {
             self.release_at = None;
             self.core.pool.release();
@@ -622,6 +635,12 @@ impl Server {
     fn read_from(&mut self, id: ClientId, now: Instant) {
         let mut budget = READ_BUDGET;
         let mut lines = LINES_PER_TURN;
+        // Once per turn: the per-turn budgets are per client, and a client left over from the
+        // last turn may have a readable event in this one too.
+        match self.core.connections.get_mut(id) {
+            Some(conn) if conn.read_in_turn != self.turns => conn.read_in_turn = self.turns,
+            _ => return,
+        }
         self.readers.push(id);
         if self.core.queued >= TURN_OUTPUT || !self.decode_unread(id, &mut lines, now) {
             self.unfinished_reads.push(id);
@@ -834,7 +853,8 @@ impl Server {
                         mark_dirty(conn, id, &mut self.core.dirty);
                     }
                 }
-                if event.is_read_closed() || event.is_error() {
+                // A peer that only closed its sending side may still read its goodbye.
+                if event.is_error() {
                     self.core.doom(id, DropReason::Eof);
                 }
             }

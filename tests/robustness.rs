@@ -307,9 +307,10 @@ fn writes_after_the_peer_vanished_do_not_hurt_others() {
 
 #[test]
 fn a_burst_of_short_lines_drops_no_reader_that_keeps_reading() {
-    // 30,000 two-byte lines in one write become 1.3 MB for each reader: more than its output
-    // limit, but a reader that keeps reading must keep its connection and get every line.
-    const LINES: usize = 30_000;
+    // 25,000 two-byte lines in one write become 1.1 MB for each reader: a little more than its
+    // output limit (1 MiB), but no more than that limit plus what its socket takes, so a reader
+    // must keep its connection and get every line however slowly it is scheduled.
+    const LINES: usize = 25_000;
     let server = TestServer::start();
     let nick = "F".repeat(32);
     let mut readers: Vec<Client> = (0..3)
@@ -376,4 +377,28 @@ fn a_client_that_half_closes_still_gets_its_answers() {
         "/nick halfy",
         "* Welcome back, halfy. Rooms: main, dev. Active room: dev.",
     );
+}
+
+#[test]
+fn lines_that_arrive_as_idle_memory_is_given_back_are_answered_right() {
+    // The server gives its output memory back after a quiet second. Lines that arrive in the
+    // very turn it does so (held back here by stopping the process) must still go out intact.
+    let server = BinaryServer::start(&[]);
+    let mut alice = Client::connect(server.addr);
+    let mut bob = Client::login(server.addr, "bob");
+    let gone = Client::login(server.addr, "gone");
+    bob.expect("* [main] gone joined");
+    // Stopped less than a second after its last output, it wakes up past the release time.
+    server.signal(libc::SIGSTOP);
+    alice.send("/nick alice");
+    alice.send("/msg bob secret");
+    gone.reset();
+    std::thread::sleep(Duration::from_millis(1500));
+    server.signal(libc::SIGCONT);
+    alice.expect("* Welcome, alice. Rooms: main. Active room: main.");
+    alice.expect("(PM to bob) You: secret");
+    bob.expect("* [main] alice joined");
+    bob.expect("(PM) alice: secret");
+    bob.expect("* [main] gone disconnected");
+    bob.ask("still here", "You: still here");
 }
