@@ -18,7 +18,7 @@ mod wire;
 mod worker;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -44,6 +44,8 @@ pub const HEARTBEAT: Duration = Duration::from_secs(5);
 pub const NODE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Jobs queued for the worker at most; past it, publications are dropped (and counted).
 const JOB_QUEUE: usize = 65_536;
+/// Other nodes' messages waiting for the loop at most; past it the subscriber drops them.
+const MAX_REMOTE_BACKLOG: usize = 10_000;
 /// Registry jobs held back at most while the worker's queue is full, before session writes are
 /// dropped (claims and releases never are).
 const MAX_BACKLOG: usize = 100_000;
@@ -101,6 +103,8 @@ pub struct Cluster {
     backlog: VecDeque<Job>,
     /// News taken while waiting for the first subscription, handed out by the next drain.
     early: Vec<Incoming>,
+    /// Shared with the subscriber: other nodes' messages not yet drained.
+    remote_backlog: Arc<AtomicUsize>,
 }
 
 /// What the loop should do about a message from the helper threads.
@@ -144,10 +148,12 @@ impl Cluster {
         let (jobs, job_queue) = mpsc::sync_channel(JOB_QUEUE);
         let (to_loop, incoming) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
+        let remote_backlog = Arc::new(AtomicUsize::new(0));
         let notify = Notifier {
             to_loop,
             waker,
             stop: Arc::clone(&stop),
+            remote_backlog: Arc::clone(&remote_backlog),
         };
         let worker = Worker::new(client.clone(), node.clone(), session_ttl, notify.clone());
         let subscriber = Subscriber::new(client, node.clone(), notify);
@@ -168,6 +174,7 @@ impl Cluster {
             next_beat: Instant::now(),
             backlog: VecDeque::new(),
             early: Vec::new(),
+            remote_backlog,
         })
     }
 
@@ -262,6 +269,7 @@ impl Cluster {
         for incoming in early.into_iter().chain(incoming.try_iter()) {
             match incoming {
                 Incoming::Remote { node, message } => {
+                    self.remote_backlog.fetch_sub(1, Ordering::Relaxed);
                     let known = self.last_heard.insert(node.clone(), now).is_some();
                     match message.0 {
                         Wire::Hello => actions.push(Action::SendRoster),
@@ -425,9 +433,23 @@ struct Notifier {
     to_loop: Sender<Incoming>,
     waker: Arc<Waker>,
     stop: Arc<AtomicBool>,
+    /// Other nodes' messages handed to the loop and not yet taken by it.
+    remote_backlog: Arc<AtomicUsize>,
 }
 
 impl Notifier {
+    /// Hands another node's message to the loop, unless the loop is already
+    /// [`MAX_REMOTE_BACKLOG`] messages behind (it cannot fan out as fast as the other nodes
+    /// send): then the message is dropped and `false` returned, so memory stays bounded.
+    fn send_remote(&self, node: String, message: RemoteMessage) -> bool {
+        if self.remote_backlog.load(Ordering::Relaxed) >= MAX_REMOTE_BACKLOG {
+            return false;
+        }
+        self.remote_backlog.fetch_add(1, Ordering::Relaxed);
+        self.send(Incoming::Remote { node, message });
+        true
+    }
+
     fn send(&self, incoming: Incoming) {
         if self.to_loop.send(incoming).is_ok() {
             if let Err(e) = self.waker.wake() {

@@ -63,6 +63,7 @@ impl Subscriber {
         info!("cluster: subscribed to {EVENTS_CHANNEL}");
         *subscribed = true;
         self.notify.send(Incoming::Up);
+        let mut dropped: u64 = 0;
         loop {
             if self.notify.stopping() {
                 return Ok(());
@@ -81,10 +82,18 @@ impl Subscriber {
             if envelope.node == self.node {
                 continue;
             }
-            self.notify.send(Incoming::Remote {
-                node: envelope.node,
-                message: RemoteMessage(envelope.body),
-            });
+            if !self
+                .notify
+                .send_remote(envelope.node, RemoteMessage(envelope.body))
+            {
+                dropped += 1;
+                if dropped.is_power_of_two() {
+                    warn!(
+                        "cluster: this node cannot deliver as fast as the others send; \
+                         {dropped} of their messages dropped so far"
+                    );
+                }
+            }
         }
     }
 }
