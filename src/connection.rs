@@ -31,11 +31,12 @@ const POOLED_CAPACITY: usize = 32 * 1024;
 const POOL_BYTES: usize = 8 * 1024 * 1024;
 /// Span lists longer than this are freed instead of pooled.
 const POOLED_SPANS: usize = 1024;
-/// The pool holds at most this many bytes of span-list capacity: room for a list for each of
-/// tens of thousands of connections, so a burst that reaches every connection each turn (a join
-/// storm in a big room) reuses lists instead of churning the heap, which left it fragmented and
-/// the RSS of 19,000 idle connections a third higher.
-const POOL_SPAN_BYTES: usize = 16 * 1024 * 1024;
+/// The pool holds at most this many span lists: more than the connections a process can have, so
+/// a burst that reaches every connection each turn (a join storm in a big room) reuses lists
+/// instead of churning the heap, which left it fragmented and the RSS of 19,000 idle connections
+/// a third higher. The pool only ever holds lists that were in use in one turn, so it never
+/// raises the peak, and it is freed after a quiet second.
+const POOL_LISTS: usize = 65_536;
 
 /// Empty output buffers kept for reuse by whichever connection next has output.
 #[derive(Debug, Default)]
@@ -45,8 +46,6 @@ pub struct BufferPool {
     bytes: usize,
     /// Empty span lists, likewise.
     spans: Vec<Vec<Span>>,
-    /// Total capacity of `spans`, in bytes.
-    span_bytes: usize,
 }
 
 impl BufferPool {
@@ -74,26 +73,18 @@ impl BufferPool {
 
     /// An empty span list, with capacity if one was pooled.
     pub fn take_spans(&mut self) -> Vec<Span> {
-        match self.spans.pop() {
-            Some(spans) => {
-                self.span_bytes -= spans.capacity() * std::mem::size_of::<Span>();
-                spans
-            }
-            None => Vec::new(),
-        }
+        self.spans.pop().unwrap_or_default()
     }
 
     /// Takes back a span list; frees it if the pool has enough or it is big.
     pub fn give_spans(&mut self, mut spans: Vec<Span>) {
-        let bytes = spans.capacity() * std::mem::size_of::<Span>();
-        if bytes == 0
+        if spans.capacity() == 0
             || spans.capacity() > POOLED_SPANS
-            || self.span_bytes + bytes > POOL_SPAN_BYTES
+            || self.spans.len() >= POOL_LISTS
         {
             return;
         }
         spans.clear();
-        self.span_bytes += bytes;
         self.spans.push(spans);
     }
 
@@ -102,7 +93,6 @@ impl BufferPool {
         self.free = Vec::new();
         self.bytes = 0;
         self.spans = Vec::new();
-        self.span_bytes = 0;
     }
 
     /// Bytes of buffer capacity held by the pool.
