@@ -507,8 +507,10 @@ impl Worker {
                     .registry()
                     .register(&mut stream, Token(ci), interest)
                 {
-                    panic!("register: {e}");
+                    self.connect_failed(ci, &format!("register: {e}"));
+                    return;
                 }
+                let conn = &mut self.conns[ci];
                 conn.stream = Some(stream);
                 conn.st = St::Connecting;
                 self.connecting += 1;

@@ -109,33 +109,36 @@ impl LineDecoder {
     where
         F: FnMut(Decoded<'_>),
     {
-        self.feed_lines(input, max_line, usize::MAX, on_input);
+        let mut unlimited = usize::MAX;
+        self.feed_lines(input, max_line, &mut unlimited, on_input);
     }
 
-    /// Like [`LineDecoder::feed`], but stops once `max_lines` lines (used or refused) have been
-    /// handed out, and returns how many bytes of `input` it consumed; the caller keeps the rest
-    /// and feeds it later. This bounds the work one client can cause in one loop turn.
+    /// Like [`LineDecoder::feed`], but hands out at most `lines` lines (used or refused),
+    /// taking them off that budget, and returns how many bytes of `input` it consumed; the
+    /// caller keeps the rest and feeds it later. This bounds the work one client can cause in
+    /// one loop turn.
     pub fn feed_lines<F>(
         &mut self,
         input: &[u8],
         max_line: usize,
-        max_lines: usize,
+        lines: &mut usize,
         mut on_input: F,
     ) -> usize
     where
         F: FnMut(Decoded<'_>),
     {
-        let lines = std::cell::Cell::new(0);
+        let budget = std::cell::Cell::new(*lines);
         let mut counted = |decoded: Decoded<'_>| {
             if !matches!(decoded, Decoded::Telnet(_)) {
-                lines.set(lines.get() + 1);
+                budget.set(budget.get().saturating_sub(1));
             }
             on_input(decoded);
         };
         let mut rest = input;
-        while !rest.is_empty() && lines.get() < max_lines {
+        while !rest.is_empty() && budget.get() > 0 {
             rest = self.feed_step(rest, max_line, &mut counted);
         }
+        *lines = budget.get();
         input.len() - rest.len()
     }
 
@@ -754,15 +757,20 @@ mod tests {
         let mut decoder = LineDecoder::new();
         let input = b"one\ntwo\nthr";
         let mut lines = Vec::new();
-        let used = decoder.feed_lines(input, 100, 1, |d| lines.push(format!("{d:?}")));
-        assert_eq!(used, 4);
-        let used2 = decoder.feed_lines(&input[used..], 100, 1, |d| lines.push(format!("{d:?}")));
+        let mut record = |d: Decoded<'_>| lines.push(format!("{d:?}"));
+        let mut budget = 1;
+        let used = decoder.feed_lines(input, 100, &mut budget, &mut record);
+        assert_eq!((used, budget), (4, 0));
+        let used2 = decoder.feed_lines(&input[used..], 100, &mut 1, &mut record);
         assert_eq!(used + used2, 8);
-        let used3 = decoder.feed_lines(&input[used + used2..], 100, 1, |d| {
-            lines.push(format!("{d:?}"))
-        });
-        assert_eq!(used3, 3, "an unfinished line is buffered whole");
-        decoder.feed(b"ee\n", 100, |d| lines.push(format!("{d:?}")));
+        let mut budget = 5;
+        let used3 = decoder.feed_lines(&input[used + used2..], 100, &mut budget, &mut record);
+        assert_eq!(
+            (used3, budget),
+            (3, 5),
+            "an unfinished line is buffered whole"
+        );
+        decoder.feed(b"ee\n", 100, &mut record);
         assert_eq!(
             lines,
             [r#"Line("one")"#, r#"Line("two")"#, r#"Line("three")"#]

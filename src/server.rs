@@ -869,8 +869,8 @@ impl Server {
     }
 }
 
-/// Hands the lines in `input` from client `id` to the chat, at most `lines` of them (the
-/// count is updated); returns how many bytes were used. The rest must be fed again later.
+/// Hands the lines in `input` from client `id` to the chat, at most `lines` of them (taken
+/// off that budget); returns how many bytes were used. The rest must be fed again later.
 fn decode(
     core: &mut Core,
     max_line: usize,
@@ -885,11 +885,7 @@ fn decode(
     // The decoder is taken out so the chat can queue output to this same connection.
     let mut decoder = std::mem::take(&mut conn.decoder);
     let (chat, mut outbox) = core.outbox();
-    let mut handled = 0;
-    let used = decoder.feed_lines(input, max_line, *lines, |decoded| {
-        if !matches!(decoded, Decoded::Telnet(_)) {
-            handled += 1;
-        }
+    let used = decoder.feed_lines(input, max_line, lines, |decoded| {
         // A client dropped in the middle of its input (it overflowed its output buffer) is
         // not worth any more work.
         if !outbox.is_open(id) {
@@ -901,7 +897,6 @@ fn decode(
             Decoded::Telnet(answer) => outbox.send(id, answer),
         }
     });
-    *lines = lines.saturating_sub(handled);
     if let Some(conn) = core.connections.get_mut(id) {
         conn.decoder = decoder;
     }
