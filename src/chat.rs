@@ -159,6 +159,10 @@ pub struct ChatConfig {
     pub max_line: usize,
     /// The most rooms one user may be in, `main` included.
     pub max_rooms_per_user: usize,
+    /// Rooms with more members than this (on every node together) are quiet: arrivals,
+    /// departures and renames are not announced in them, since in a big room they would drown
+    /// the conversation and cost every member a line per arrival. `/who` still lists everyone.
+    pub announce_limit: usize,
     /// Nick claims are decided by a cluster (through [`Outbox::claim_nick`]), and every change
     /// of a user's rooms is published as [`Event::Session`].
     pub shared_registry: bool,
@@ -171,6 +175,7 @@ impl Default for ChatConfig {
             max_saved_sessions: 100_000,
             max_line: 4096,
             max_rooms_per_user: 100,
+            announce_limit: 100,
             shared_registry: false,
         }
     }
@@ -783,6 +788,7 @@ impl Chat {
             ],
         );
         for room in rooms {
+            self.explain_if_quiet(out, id, room);
             self.announce(out, room, id, name, Presence::Joined);
         }
         self.publish_session(id, out);
@@ -896,6 +902,7 @@ impl Chat {
         client.rooms.push(room);
         self.rooms[room].members.push(id);
         self.notice(out, id, &["Joined ", &name, ". Active room: ", &name, "."]);
+        self.explain_if_quiet(out, id, room);
         let nick = self
             .nick_of(id)
             .map(|n| n.display.clone())
@@ -1103,6 +1110,12 @@ impl Chat {
         nick: &str,
         change: Presence<'_>,
     ) {
+        // Someone who left is counted as still there, so that a departure is announced exactly
+        // where the arrival was.
+        let gone = matches!(change, Presence::Left | Presence::Disconnected);
+        if self.member_count(room) + usize::from(gone) > self.config.announce_limit {
+            return;
+        }
         let room = &self.rooms[room];
         let parts = match change {
             Presence::Joined => ["* [", &room.name, "] ", nick, " joined", ""],
@@ -1111,6 +1124,41 @@ impl Chat {
             Presence::Renamed(old) => ["* [", &room.name, "] ", old, " is now ", nick],
         };
         fan_out(&mut self.line, &room.members, except, &parts, out);
+    }
+
+    /// Members here and on other nodes.
+    fn member_count(&self, room: RoomId) -> usize {
+        let room = &self.rooms[room];
+        room.members.len() + self.remote.member_count(&room.key)
+    }
+
+    /// A room too big for presence notices (see [`ChatConfig::announce_limit`]).
+    fn is_quiet(&self, room: RoomId) -> bool {
+        self.member_count(room) > self.config.announce_limit
+    }
+
+    /// Tells a user who just entered a quiet room why nobody is told about arrivals there.
+    fn explain_if_quiet(&mut self, out: &mut impl Outbox, id: ClientId, room: RoomId) {
+        if !self.is_quiet(room) {
+            return;
+        }
+        let count = self.member_count(room).to_string();
+        let limit = self.config.announce_limit.to_string();
+        let name = self.rooms[room].name.clone();
+        self.notice(
+            out,
+            id,
+            &[
+                &name,
+                " has ",
+                &count,
+                " members: arrivals and departures are not announced in rooms of more than ",
+                &limit,
+                "; /who ",
+                &name,
+                " lists them.",
+            ],
+        );
     }
 
     fn room_or_create(&mut self, name: &str) -> RoomId {

@@ -811,3 +811,68 @@ fn long_lists_are_cut_to_the_busiest_rooms_and_first_members() {
     )));
     assert!(!members[0].contains(&format!("u{MAX_LISTED:03}")));
 }
+
+#[test]
+fn rooms_over_the_announce_limit_are_quiet() {
+    let mut h = Harness::with(ChatConfig {
+        announce_limit: 3,
+        ..ChatConfig::default()
+    });
+    for (id, nick) in ["ann", "bob", "cy"].into_iter().enumerate() {
+        h.login(id, nick);
+        h.ask(id, "/join r");
+    }
+    assert_eq!(
+        h.out.take(0),
+        [
+            "* [main] bob joined",
+            "* [r] bob joined",
+            "* [main] cy joined",
+            "* [r] cy joined"
+        ]
+    );
+    h.login(3, "dee");
+    assert_eq!(
+        h.ask(3, "/join r"),
+        [
+            "* Joined r. Active room: r.",
+            "* r has 4 members: arrivals and departures are not announced in rooms of more \
+             than 3; /who r lists them."
+        ]
+    );
+    h.ask(3, "/nick dora");
+    h.ask(3, "/leave r");
+    assert_eq!(
+        h.out.take(0),
+        Vec::<String>::new(),
+        "dee came and went quietly"
+    );
+    h.ask(2, "/leave r");
+    assert_eq!(h.out.take(0), ["* [r] cy left"], "r is back to 3 members");
+
+    // Users on other nodes count too, and their presence is quiet in a big room as well.
+    h.chat.deliver_remote(
+        "n2",
+        &Event::Presence {
+            room: "r",
+            nick: "eve",
+            change: Presence::Joined,
+        },
+        &mut h.out,
+    );
+    assert_eq!(h.out.take(0), ["* [r] eve joined"]);
+    h.chat.deliver_remote(
+        "n2",
+        &Event::Presence {
+            room: "r",
+            nick: "fay",
+            change: Presence::Joined,
+        },
+        &mut h.out,
+    );
+    assert_eq!(h.out.take(0), Vec::<String>::new());
+    assert_eq!(
+        h.ask(0, "/who r"),
+        ["* Members of r (4): ann, bob, eve, fay"]
+    );
+}

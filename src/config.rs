@@ -81,6 +81,16 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_rooms_per_user: u32,
 
+    /// Rooms with more members than this do not announce arrivals, departures and renames (in
+    /// a big room they drown the conversation); `/who ROOM` still lists everyone.
+    #[arg(
+        long,
+        env = "CHAT_ANNOUNCE_LIMIT",
+        default_value_t = 100,
+        value_name = "MEMBERS"
+    )]
+    pub announce_limit: usize,
+
     /// Cluster mode: share rooms, nicks and sessions with other nodes through this Redis server
     /// (e.g. redis://127.0.0.1:6379/). Without it the server runs standalone.
     #[arg(long, env = "CHAT_REDIS", value_name = "URL")]
@@ -104,6 +114,7 @@ impl Config {
             session_ttl: 86_400,
             max_saved_sessions: 100_000,
             max_rooms_per_user: 100,
+            announce_limit: 100,
             redis: None,
             node: None,
         }
@@ -116,6 +127,7 @@ impl Config {
             max_saved_sessions: self.max_saved_sessions,
             max_line: self.max_line as usize,
             max_rooms_per_user: self.max_rooms_per_user as usize,
+            announce_limit: self.announce_limit,
             shared_registry: self.redis.is_some(),
         }
     }

@@ -143,6 +143,11 @@ impl RemoteRoster {
             .flat_map(|r| r.members.iter().map(|m| m.nick.as_str()))
     }
 
+    /// How many remote members the room with key `room_key` has.
+    pub fn member_count(&self, room_key: &str) -> usize {
+        self.rooms.get(room_key).map_or(0, |r| r.members.len())
+    }
+
     /// Rooms with remote members: (key, display name, remote member count).
     pub fn rooms(&self) -> impl Iterator<Item = (&str, &str, usize)> {
         self.rooms

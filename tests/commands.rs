@@ -200,3 +200,38 @@ fn graceful_stop_of_an_in_process_server() {
     server.stop().expect("run returns Ok");
     assert_eq!(alice.read_until_closed(), ["* Server shutting down. Bye!"]);
 }
+
+#[test]
+fn big_rooms_do_not_announce_arrivals_and_departures() {
+    let server = TestServer::start_with(|config| config.announce_limit = 2);
+    let mut alice = Client::login(server.addr, "alice");
+    let mut bob = Client::login(server.addr, "bob");
+    alice.expect("* [main] bob joined");
+    bob.ask("/join dev", "* Joined dev. Active room: dev.");
+    alice.ask("/join dev", "* Joined dev. Active room: dev.");
+    bob.expect("* [dev] alice joined");
+
+    // A third member makes both rooms quiet; the newcomer is told why.
+    let mut carol = Client::connect(server.addr);
+    carol.ask(
+        "/nick carol",
+        "* Welcome, carol. Rooms: main. Active room: main.",
+    );
+    carol.expect(
+        "* main has 3 members: arrivals and departures are not announced in rooms of more than 2; \
+         /who main lists them.",
+    );
+    carol.ask("/join dev", "* Joined dev. Active room: dev.");
+    carol.expect(
+        "* dev has 3 members: arrivals and departures are not announced in rooms of more than 2; \
+         /who dev lists them.",
+    );
+    carol.ask("/leave dev", "* Left dev. Active room: main.");
+    carol.send("/quit");
+    carol.read_until_closed();
+
+    // Messages still reach everyone; alice's next line is bob's, with no notices before it.
+    bob.ask("still here", "You: still here");
+    alice.expect("[dev] bob: still here");
+    alice.ask("/who main", "* Members of main (2): alice, bob");
+}
