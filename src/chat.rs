@@ -31,6 +31,15 @@ pub const SERVER_FULL: &[u8] = b"! server full\r\n";
 pub trait Outbox {
     /// Queues `line` (a whole protocol line, CRLF included) for client `to`.
     fn send(&mut self, to: ClientId, line: &[u8]);
+    /// Queues `line` for every client in `members` but `except`: one line for many, which an
+    /// outbox can store once.
+    fn send_to_all(&mut self, members: &[ClientId], except: Option<ClientId>, line: &[u8]) {
+        for &member in members {
+            if Some(member) != except {
+                self.send(member, line);
+            }
+        }
+    }
     /// Closes client `to` once what was queued for it has been written.
     fn close(&mut self, to: ClientId);
     /// Observes a change that other nodes of a cluster need; standalone ignores it.
@@ -555,12 +564,10 @@ impl Chat {
 
     /// Sends a notice to every named client (cluster status changes).
     pub fn notify_all(&mut self, text: &str, out: &mut impl Outbox) {
-        fill_line(&mut self.line, &["* ", text]);
-        for (id, client) in self.clients.iter().enumerate() {
-            if client.as_ref().is_some_and(|c| c.nick.is_some()) {
-                out.send(id, &self.line);
-            }
-        }
+        let named: Vec<ClientId> = (0..self.clients.len())
+            .filter(|&id| self.nick_of(id).is_some())
+            .collect();
+        fan_out(&mut self.line, &named, None, &["* ", text], out);
     }
 
     fn client(&self, id: ClientId) -> Option<&Client> {
@@ -1255,11 +1262,7 @@ fn fan_out(
     out: &mut impl Outbox,
 ) {
     fill_line(line, parts);
-    for &member in members {
-        if Some(member) != except {
-            out.send(member, line);
-        }
-    }
+    out.send_to_all(members, except, line);
 }
 
 /// Formats one protocol line (CRLF included) into `line`, reusing its allocation.

@@ -8,11 +8,12 @@
 //! output buffer limits: nobody else ever waits for it.
 //!
 //! The lines of a turn are stored once, in the loop's [`TurnOutput`]; a connection only notes
-//! which of them it gets ([`Span`]s). At the end of the turn its spans are gathered into one
-//! scratch buffer shared by all connections and written with one `write()`. A line fanned out to
-//! a thousand members is copied once into the turn and once per member at write time, member
-//! after member, so the copying streams through the cache instead of appending to a thousand
-//! scattered buffers per line.
+//! which of them it gets ([`Span`]s). Lines for a whole room and lines for one client are kept
+//! apart, so the room lines of a turn lie next to each other: a member of the one busy room gets
+//! a single span and is written straight from the turn's buffer. A connection with several
+//! spans has them gathered into one scratch buffer shared by all connections, member after
+//! member, so the copying streams through the cache instead of appending to a thousand
+//! scattered buffers per line; either way it is one `write()` per connection per turn.
 //!
 //! Only what the socket did not take stays with the connection, in its own buffer (from a
 //! [`BufferPool`] shared by all, given back once everything is written), so an idle connection
@@ -124,42 +125,77 @@ pub enum Flushed {
 /// The lines queued in one loop turn, each stored once however many connections get it.
 #[derive(Debug, Default)]
 pub struct TurnOutput {
-    bytes: Vec<u8>,
-    /// The line stored last: a fan-out sends the same line to every member in a row.
-    last: Span,
+    /// Lines for many connections (room lines, presence), in the order they were made.
+    shared: Vec<u8>,
+    /// Lines for one connection (echoes, answers, errors), kept out of `shared` so that they do
+    /// not split the room lines of a turn into one span each.
+    direct: Vec<u8>,
 }
 
 /// Where a line lies in the [`TurnOutput`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span {
     start: usize,
-    len: usize,
+    len: u32,
+    direct: bool,
+}
+
+impl Span {
+    /// The length in bytes.
+    pub fn len(self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether the span is empty.
+    pub fn is_empty(self) -> bool {
+        self.len == 0
+    }
+
+    /// `next` if it continues this span in the same buffer, merged into it.
+    fn merge(&mut self, next: Span) -> bool {
+        if self.direct == next.direct && self.start + self.len() == next.start {
+            self.len += next.len;
+            return true;
+        }
+        false
+    }
 }
 
 impl TurnOutput {
-    /// Stores `line` for this turn, or finds it if it is the line stored last.
-    pub fn store(&mut self, line: &[u8]) -> Span {
-        let last = &self.bytes[self.last.start..self.last.start + self.last.len];
-        if !line.is_empty() && last == line {
-            return self.last;
-        }
-        let start = self.bytes.len();
-        self.bytes.extend_from_slice(line);
-        self.last = Span {
-            start,
-            len: line.len(),
-        };
-        self.last
+    /// Stores `line` (for many connections) for this turn.
+    pub fn store_shared(&mut self, line: &[u8]) -> Span {
+        store_in(&mut self.shared, line, false)
+    }
+
+    /// Stores `line` (for one connection) for this turn.
+    pub fn store_direct(&mut self, line: &[u8]) -> Span {
+        store_in(&mut self.direct, line, true)
     }
 
     fn get(&self, span: Span) -> &[u8] {
-        &self.bytes[span.start..span.start + span.len]
+        let bytes = if span.direct {
+            &self.direct
+        } else {
+            &self.shared
+        };
+        &bytes[span.start..span.start + span.len()]
     }
 
     /// Forgets the turn's lines; every connection has taken its spans by now.
     pub fn clear(&mut self) {
-        self.bytes.clear();
-        self.last = Span::default();
+        self.shared.clear();
+        self.direct.clear();
+    }
+}
+
+fn store_in(bytes: &mut Vec<u8>, line: &[u8], direct: bool) -> Span {
+    let start = bytes.len();
+    bytes.extend_from_slice(line);
+    Span {
+        start,
+        // Lines are at most --max-line (1 MiB) plus a prefix; a longer one is cut, not wrapped.
+        len: u32::try_from(line.len()).unwrap_or(u32::MAX),
+        direct,
     }
 }
 
@@ -218,14 +254,17 @@ impl Connection {
     ///
     /// Returns `false` (and queues nothing) when the limit would be passed.
     pub fn queue(&mut self, span: Span, limit: usize, pool: &mut BufferPool) -> bool {
-        if self.pending() + span.len > limit {
+        if self.pending() + span.len() > limit {
             return false;
         }
-        self.span_bytes += span.len;
+        self.span_bytes += span.len();
         match self.spans.last_mut() {
             // Lines stored one after the other are one span.
-            Some(last) if last.start + last.len == span.start => last.len += span.len,
-            Some(_) => self.spans.push(span),
+            Some(last) => {
+                if !last.merge(span) {
+                    self.spans.push(span);
+                }
+            }
             None => {
                 if self.spans.capacity() == 0 {
                     self.spans = pool.take_spans();
@@ -266,17 +305,24 @@ impl Connection {
                     self.out.extend_from_slice(turn.get(span));
                 }
             } else {
-                scratch.clear();
-                for &span in &spans {
-                    scratch.extend_from_slice(turn.get(span));
-                }
+                // One span is written from the turn's buffer as it is; several are gathered.
+                let bytes = match spans.as_slice() {
+                    [span] => turn.get(*span),
+                    _ => {
+                        scratch.clear();
+                        for &span in &spans {
+                            scratch.extend_from_slice(turn.get(span));
+                        }
+                        scratch.as_slice()
+                    }
+                };
                 pool.give_spans(spans);
-                let written = match self.stream.write(scratch) {
+                let written = match self.stream.write(bytes) {
                     Ok(n) => n,
                     Err(e) if is_transient(&e) => 0,
                     Err(e) => return Err(e),
                 };
-                if written == scratch.len() {
+                if written == bytes.len() {
                     return Ok(Flushed::All);
                 }
                 if self.out.capacity() == 0 {
@@ -284,7 +330,7 @@ impl Connection {
                 }
                 self.out.clear();
                 self.written = 0;
-                self.out.extend_from_slice(&scratch[written..]);
+                self.out.extend_from_slice(&bytes[written..]);
                 return Ok(Flushed::Partial);
             }
             pool.give_spans(spans);
@@ -326,4 +372,75 @@ impl Connection {
 /// Errors after which the same call may succeed later.
 pub fn is_transient(error: &io::Error) -> bool {
     matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream as StdStream};
+
+    /// A connection over a real loopback socket, and the peer end that reads what it writes.
+    fn connection_pair() -> io::Result<(Connection, StdStream)> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let peer = StdStream::connect(listener.local_addr()?)?;
+        let (accepted, addr) = listener.accept()?;
+        accepted.set_nonblocking(true)?;
+        Ok((Connection::new(TcpStream::from_std(accepted), addr), peer))
+    }
+
+    fn read_exactly(peer: &mut StdStream, len: usize) -> io::Result<Vec<u8>> {
+        let mut bytes = vec![0; len];
+        peer.read_exact(&mut bytes)?;
+        Ok(bytes)
+    }
+
+    #[test]
+    fn room_lines_form_one_span_and_direct_lines_keep_their_place() -> io::Result<()> {
+        let (mut member, mut member_peer) = connection_pair()?;
+        let (mut sender, mut sender_peer) = connection_pair()?;
+        let mut turn = TurnOutput::default();
+        let mut pool = BufferPool::default();
+        for (room_line, echo) in [
+            (&b"[r] s: one\r\n"[..], &b"You: one\r\n"[..]),
+            (b"[r] s: two\r\n", b"You: two\r\n"),
+        ] {
+            let shared = turn.store_shared(room_line);
+            assert!(member.queue(shared, 1 << 20, &mut pool));
+            let direct = turn.store_direct(echo);
+            assert!(sender.queue(direct, 1 << 20, &mut pool));
+            let seen = turn.store_shared(b"* [r] x joined\r\n");
+            assert!(sender.queue(seen, 1 << 20, &mut pool));
+            assert!(member.queue(seen, 1 << 20, &mut pool));
+        }
+        assert_eq!(member.spans.len(), 1, "a room member's lines are one span");
+        assert_eq!(sender.spans.len(), 4);
+        let mut scratch = Vec::new();
+        assert_eq!(member.flush(&turn, &mut scratch, &mut pool)?, Flushed::All);
+        assert_eq!(sender.flush(&turn, &mut scratch, &mut pool)?, Flushed::All);
+        let member_expected = b"[r] s: one\r\n* [r] x joined\r\n[r] s: two\r\n* [r] x joined\r\n";
+        let sender_expected = b"You: one\r\n* [r] x joined\r\nYou: two\r\n* [r] x joined\r\n";
+        assert_eq!(
+            read_exactly(&mut member_peer, member_expected.len())?,
+            member_expected
+        );
+        assert_eq!(
+            read_exactly(&mut sender_peer, sender_expected.len())?,
+            sender_expected
+        );
+        assert_eq!(member.pending() + sender.pending(), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn the_limit_refuses_a_line_that_would_pass_it() -> io::Result<()> {
+        let (mut conn, _peer) = connection_pair()?;
+        let mut turn = TurnOutput::default();
+        let mut pool = BufferPool::default();
+        let line = turn.store_shared(&[b'x'; 100]);
+        assert!(conn.queue(line, 250, &mut pool));
+        assert!(conn.queue(line, 250, &mut pool));
+        assert!(!conn.queue(line, 250, &mut pool));
+        assert_eq!(conn.pending(), 200);
+        Ok(())
+    }
 }

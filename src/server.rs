@@ -32,7 +32,7 @@ use socket2::{Domain, Protocol, Socket, TcpKeepalive, Type};
 use crate::chat::{Chat, ClientId, Event, Outbox, SERVER_FULL};
 use crate::cluster::{Action, Cluster};
 use crate::config::Config;
-use crate::connection::{is_transient, BufferPool, Connection, Flushed, State, TurnOutput};
+use crate::connection::{is_transient, BufferPool, Connection, Flushed, Span, State, TurnOutput};
 use crate::protocol::Decoded;
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -183,15 +183,15 @@ impl LoopOutbox<'_> {
     }
 }
 
-impl Outbox for LoopOutbox<'_> {
-    fn send(&mut self, to: ClientId, line: &[u8]) {
+impl LoopOutbox<'_> {
+    /// Queues the line at `span` of the turn for `to`, if it is open.
+    fn queue(&mut self, to: ClientId, span: Span) {
         let Some(conn) = self.connections.get_mut(to) else {
             return;
         };
         if conn.state != State::Open {
             return;
         }
-        let span = self.turn.store(line);
         if !conn.queue(span, self.sendq, self.pool) {
             // A burst into a big room can fill the buffer of a client that reads fine within
             // one turn: give the socket what it takes now before calling the client slow.
@@ -207,8 +207,26 @@ impl Outbox for LoopOutbox<'_> {
                 return;
             }
         }
-        *self.queued += line.len();
+        *self.queued += span.len();
         mark_dirty(conn, to, self.dirty);
+    }
+}
+
+impl Outbox for LoopOutbox<'_> {
+    fn send(&mut self, to: ClientId, line: &[u8]) {
+        if self.is_open(to) {
+            let span = self.turn.store_direct(line);
+            self.queue(to, span);
+        }
+    }
+
+    fn send_to_all(&mut self, members: &[ClientId], except: Option<ClientId>, line: &[u8]) {
+        let span = self.turn.store_shared(line);
+        for &member in members {
+            if Some(member) != except {
+                self.queue(member, span);
+            }
+        }
     }
 
     fn close(&mut self, to: ClientId) {
