@@ -644,6 +644,11 @@ impl Server {
         debug!("client {id} connected from {addr}");
         let (chat, mut outbox) = self.core.outbox();
         chat.connect(id, &mut outbox);
+        // A client that writes as soon as it is connected (a bot, a reconnecting client sending
+        // its /nick) has its first lines here already: answered in this turn, the greeting and
+        // the answers leave in one write instead of two turns apart. For a person at a prompt
+        // this read only finds nothing.
+        self.read_from(id, now);
     }
 
     /// Reads from `id` until `WouldBlock`, EOF, an error, or one of the per-turn budgets.

@@ -235,3 +235,14 @@ fn big_rooms_do_not_announce_arrivals_and_departures() {
     alice.expect("[dev] bob: still here");
     alice.ask("/who main", "* Members of main (2): alice, bob");
 }
+
+#[test]
+fn lines_sent_right_after_connecting_are_answered_after_the_greeting() {
+    let server = TestServer::start();
+    let mut bot = Client::connect_raw(server.addr);
+    bot.send_bytes(b"/nick bot\n/join r\nhello\n");
+    assert!(bot.line().starts_with("* Welcome to chat-server."));
+    bot.expect("* Welcome, bot. Rooms: main. Active room: main.");
+    bot.expect("* Joined r. Active room: r.");
+    bot.expect("You: hello");
+}

@@ -319,11 +319,10 @@ fn writes_after_the_peer_vanished_do_not_hurt_others() {
 
 #[test]
 fn a_burst_of_short_lines_drops_no_reader_that_keeps_reading() {
-    // 24,300 two-byte lines in one write become 1,069,200 bytes (44 per line) for each reader:
-    // 20 KB more than its output limit (1 MiB), far less than its socket takes even when the
-    // reader is not scheduled at all (a first try with 51 KB more was flaky on a loaded machine),
-    // so a reader must keep its connection and get every line however slowly it is scheduled.
-    const LINES: usize = 24_300;
+    // 25,000 two-byte lines in one write become 1.1 MB for each reader: a little more than its
+    // output limit (1 MiB), but no more than that limit plus what its socket takes, so a reader
+    // must keep its connection and get every line however slowly it is scheduled.
+    const LINES: usize = 25_000;
     let server = TestServer::start();
     let nick = "F".repeat(32);
     let mut readers: Vec<Client> = (0..3)
@@ -342,13 +341,9 @@ fn a_burst_of_short_lines_drops_no_reader_that_keeps_reading() {
                 for _ in 0..LINES {
                     assert_eq!(reader.line(), expected);
                 }
-                reader.ask(
-                    "/who",
-                    &format!(
-                        "* Members of main (4): {}, reader0, reader1, reader2",
-                        "F".repeat(32)
-                    ),
-                );
+                // Kept open until every reader is done: one that closed early would be
+                // announced to the others before their answer to /who.
+                reader
             })
         })
         .collect();
@@ -356,10 +351,18 @@ fn a_burst_of_short_lines_drops_no_reader_that_keeps_reading() {
     for _ in 0..LINES {
         flooder.expect("You: a");
     }
-    for thread in threads {
-        thread
-            .join()
-            .expect("every reader got every line and is still connected");
+    let mut readers: Vec<Client> = threads
+        .into_iter()
+        .map(|thread| thread.join().expect("every reader got every line"))
+        .collect();
+    for reader in &mut readers {
+        reader.ask(
+            "/who",
+            &format!(
+                "* Members of main (4): {}, reader0, reader1, reader2",
+                "F".repeat(32)
+            ),
+        );
     }
 }
 
