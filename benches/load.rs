@@ -507,7 +507,7 @@ impl Worker {
                 base36(conn.sessions)
             );
         }
-        match TcpStream::connect(conn.plan.addr) {
+        match connect_nonblocking(conn.plan.addr, conn.plan.gid) {
             Ok(mut stream) => {
                 let interest = Interest::READABLE | Interest::WRITABLE;
                 if let Err(e) = self
@@ -902,20 +902,58 @@ impl Worker {
     }
 }
 
-/// Sets SO_RCVLOWAT: epoll reports the socket readable only once `bytes` are waiting.
-fn set_rcvlowat(stream: &TcpStream, bytes: usize) {
-    use std::os::fd::AsRawFd;
-    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+/// Loopback source addresses the clients are spread over.
+const SOURCE_ADDRESSES: u64 = 8;
+
+/// Starts connecting to `target` without blocking. A loopback target is reached from one of
+/// several loopback source addresses (127.0.0.1-8): from one address 19,000 clients, with the
+/// last run's sockets still in TIME_WAIT, nearly exhaust the local port range and every
+/// `connect()` then crawls through it looking for a free port.
+fn connect_nonblocking(target: SocketAddr, gid: u64) -> std::io::Result<TcpStream> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let std::net::IpAddr::V4(ip) = target.ip() else {
+        return TcpStream::connect(target);
+    };
+    if !ip.is_loopback() {
+        return TcpStream::connect(target);
+    }
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_nonblocking(true)?;
+    // The port is then chosen at connect() for the whole address pair, not at bind().
+    set_int_option(&socket, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1);
+    let source = std::net::Ipv4Addr::new(127, 0, 0, 1 + (gid % SOURCE_ADDRESSES) as u8);
+    socket.bind(&SocketAddr::from((source, 0)).into())?;
+    match socket.connect(&target.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from_std(socket.into()))
+}
+
+/// Sets an integer socket option, ignoring failure (both uses are optimisations).
+fn set_int_option(
+    fd: &impl std::os::fd::AsRawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: usize,
+) {
+    let value = libc::c_int::try_from(value).unwrap_or(libc::c_int::MAX);
     // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a live c_int.
     unsafe {
         libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVLOWAT,
+            fd.as_raw_fd(),
+            level,
+            name,
             (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         );
     }
+}
+
+/// Sets SO_RCVLOWAT: epoll reports the socket readable only once `bytes` are waiting.
+fn set_rcvlowat(stream: &TcpStream, bytes: usize) {
+    set_int_option(stream, libc::SOL_SOCKET, libc::SO_RCVLOWAT, bytes);
 }
 
 /// Eight ASCII digits as a number, all eight at once (the harness parses one timestamp per
