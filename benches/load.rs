@@ -781,7 +781,12 @@ impl Worker {
         self.connecting -= 1;
         if self.cfg.rcvlowat > 0 && conn.plan.role == Role::Receiver && !conn.probe {
             if let Some(stream) = conn.stream.as_ref() {
-                set_rcvlowat(stream, self.cfg.rcvlowat);
+                set_int_option(
+                    stream,
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVLOWAT,
+                    self.cfg.rcvlowat,
+                );
             }
         }
         if conn.plan.role == Role::Churner {
@@ -951,11 +956,6 @@ fn set_int_option(
     }
 }
 
-/// Sets SO_RCVLOWAT: epoll reports the socket readable only once `bytes` are waiting.
-fn set_rcvlowat(stream: &TcpStream, bytes: usize) {
-    set_int_option(stream, libc::SOL_SOCKET, libc::SO_RCVLOWAT, bytes);
-}
-
 /// Eight ASCII digits as a number, all eight at once (the harness parses one timestamp per
 /// delivery, millions a second, and must stay cheaper than the server it measures).
 fn parse_8_digits(text: &[u8]) -> Option<u64> {
@@ -976,10 +976,10 @@ fn parse_8_digits(text: &[u8]) -> Option<u64> {
 
 /// Sixteen ASCII digits as a number.
 fn parse_16_digits(text: &[u8]) -> Option<u64> {
-    let (high, low) = (text.get(..8)?, text.get(8..16)?);
     if text.len() != 16 {
         return None;
     }
+    let (high, low) = text.split_at(8);
     Some(parse_8_digits(high)? * 100_000_000 + parse_8_digits(low)?)
 }
 

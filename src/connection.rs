@@ -95,11 +95,6 @@ impl BufferPool {
         self.bytes = 0;
         self.spans = Vec::new();
     }
-
-    /// Bytes of buffer capacity held by the pool.
-    pub fn bytes(&self) -> usize {
-        self.bytes
-    }
 }
 
 /// Where a connection is in its life.
@@ -142,13 +137,8 @@ pub struct Span {
 
 impl Span {
     /// The length in bytes.
-    pub fn len(self) -> usize {
+    pub(crate) fn len(self) -> usize {
         self.len as usize
-    }
-
-    /// Whether the span is empty.
-    pub fn is_empty(self) -> bool {
-        self.len == 0
     }
 
     /// `next` if it continues this span in the same buffer, merged into it.
@@ -193,7 +183,8 @@ fn store_in(bytes: &mut Vec<u8>, line: &[u8], direct: bool) -> Span {
     bytes.extend_from_slice(line);
     Span {
         start,
-        // Lines are at most --max-line (1 MiB) plus a prefix; a longer one is cut, not wrapped.
+        // A line is at most --max-line (1 MiB) plus a prefix, or a list of 200 names: far below
+        // 4 GiB, so the length always fits.
         len: u32::try_from(line.len()).unwrap_or(u32::MAX),
         direct,
     }

@@ -181,9 +181,7 @@ impl LoopOutbox<'_> {
             .get(id)
             .is_some_and(|c| c.state == State::Open)
     }
-}
 
-impl LoopOutbox<'_> {
     /// Queues the line at `span` of the turn for `to`, if it is open.
     fn queue(&mut self, to: ClientId, span: Span) {
         let Some(conn) = self.connections.get_mut(to) else {
@@ -214,10 +212,10 @@ impl LoopOutbox<'_> {
 
 impl Outbox for LoopOutbox<'_> {
     fn send(&mut self, to: ClientId, line: &[u8]) {
-        if self.is_open(to) {
-            let span = self.turn.store_direct(line);
-            self.queue(to, span);
-        }
+        // Stored before `queue` looks the connection up: a line for a connection that is gone
+        // only costs its bytes in this turn's buffer.
+        let span = self.turn.store_direct(line);
+        self.queue(to, span);
     }
 
     fn send_to_all(&mut self, members: &[ClientId], except: Option<ClientId>, line: &[u8]) {
@@ -939,14 +937,11 @@ fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
 /// TCP_NODELAY for prompt small lines, keepalive so vanished peers are noticed without traffic.
 fn tune_socket(socket: &Socket) -> io::Result<()> {
     socket.set_nodelay(true)?;
-    socket.set_tcp_keepalive(&client_keepalive())
-}
-
-fn client_keepalive() -> TcpKeepalive {
-    TcpKeepalive::new()
+    let keepalive = TcpKeepalive::new()
         .with_time(Duration::from_secs(30))
         .with_interval(Duration::from_secs(10))
-        .with_retries(3)
+        .with_retries(3);
+    socket.set_tcp_keepalive(&keepalive)
 }
 
 /// Gives the heap's free pages back to the system after a burst (glibc keeps them otherwise,

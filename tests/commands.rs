@@ -212,11 +212,7 @@ fn big_rooms_do_not_announce_arrivals_and_departures() {
     bob.expect("* [dev] alice joined");
 
     // A third member makes both rooms quiet; the newcomer is told why.
-    let mut carol = Client::connect(server.addr);
-    carol.ask(
-        "/nick carol",
-        "* Welcome, carol. Rooms: main. Active room: main.",
-    );
+    let mut carol = Client::login(server.addr, "carol");
     carol.expect(
         "* main has 3 members: arrivals and departures are not announced in rooms of more than 2; \
          /who main lists them.",
