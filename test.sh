@@ -34,7 +34,10 @@ fi
 
 if [ -d clients/python/tests ]; then
   echo "== Tk client tests (under Xvfb)"
-  CHAT_SERVER_BIN="$PWD/target/release/chat-server" \
+  # Cargo's target directory, wherever CARGO_TARGET_DIR or a cargo config puts it.
+  target_dir=$(cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+  CHAT_SERVER_BIN="$target_dir/release/chat-server" \
     xvfb-run -a -s "-screen 0 1280x800x24" \
     /usr/bin/python3 -m unittest discover -s clients/python/tests -v
 fi

@@ -28,9 +28,10 @@ fn room_of(members: usize) -> Chat {
     let mut chat = Chat::new(ChatConfig::default());
     let mut out = Counting::default();
     let now = Instant::now();
-    for id in 0..members {
+    for index in 0..members {
+        let id = ClientId::new(index);
         chat.connect(id, &mut out);
-        chat.handle_line(id, &format!("/nick u{id}"), now, &mut out);
+        chat.handle_line(id, &format!("/nick u{index}"), now, &mut out);
         chat.handle_line(id, "/join fan", now, &mut out);
     }
     chat
@@ -45,7 +46,7 @@ fn bench(c: &mut Criterion) {
         group.throughput(Throughput::Elements(members as u64));
         group.bench_with_input(BenchmarkId::new("say", members), &members, |b, _| {
             let mut out = Counting::default();
-            b.iter(|| chat.handle_line(0, black_box(&text), now, &mut out))
+            b.iter(|| chat.handle_line(ClientId::new(0), black_box(&text), now, &mut out))
         });
     }
     group.finish();

@@ -11,6 +11,13 @@ use log::LevelFilter;
 
 use crate::chat::ChatConfig;
 
+/// Default of `--listen`.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:5555";
+/// Default of `--log-level`.
+pub const DEFAULT_LOG_LEVEL: LevelFilter = LevelFilter::Info;
+/// Default of `--sendq`, in bytes.
+pub const DEFAULT_SENDQ: u32 = 1 << 20;
+
 /// File descriptors kept back from `--max-connections` for the listener, the poll instance,
 /// signals, logging and the spare descriptor used to turn clients away when the process is out
 /// of descriptors.
@@ -28,7 +35,7 @@ pub struct Config {
     #[arg(
         long,
         env = "CHAT_LISTEN",
-        default_value = "0.0.0.0:5555",
+        default_value = DEFAULT_LISTEN,
         value_name = "ADDR:PORT"
     )]
     pub listen: SocketAddr,
@@ -37,14 +44,14 @@ pub struct Config {
     #[arg(
         long,
         env = "CHAT_LOG_LEVEL",
-        default_value = "info",
+        default_value_t = DEFAULT_LOG_LEVEL,
         value_name = "LEVEL"
     )]
     pub log_level: LevelFilter,
 
     /// Longest accepted input line in bytes; longer lines get an error and are discarded.
-    #[arg(long, env = "CHAT_MAX_LINE", default_value_t = 4096, value_name = "BYTES",
-          value_parser = clap::value_parser!(u32).range(64..=1_048_576))]
+    #[arg(long, env = "CHAT_MAX_LINE", default_value_t = ChatConfig::DEFAULT_MAX_LINE,
+          value_name = "BYTES", value_parser = clap::value_parser!(u32).range(64..=1_048_576))]
     pub max_line: u32,
 
     /// Most simultaneous connections; further clients get "! server full".
@@ -54,7 +61,7 @@ pub struct Config {
 
     /// Per-connection output buffer limit in bytes; a client that stops reading and passes it is
     /// disconnected.
-    #[arg(long, env = "CHAT_SENDQ", default_value_t = 1 << 20, value_name = "BYTES",
+    #[arg(long, env = "CHAT_SENDQ", default_value_t = DEFAULT_SENDQ, value_name = "BYTES",
           value_parser = clap::value_parser!(u32).range(4096..))]
     pub sendq: u32,
 
@@ -62,7 +69,7 @@ pub struct Config {
     #[arg(
         long,
         env = "CHAT_SESSION_TTL",
-        default_value_t = 86_400,
+        default_value_t = ChatConfig::DEFAULT_SESSION_TTL_SECS,
         value_name = "SECONDS"
     )]
     pub session_ttl: u64,
@@ -71,14 +78,14 @@ pub struct Config {
     #[arg(
         long,
         env = "CHAT_MAX_SAVED_SESSIONS",
-        default_value_t = 100_000,
+        default_value_t = ChatConfig::DEFAULT_MAX_SAVED_SESSIONS,
         value_name = "N"
     )]
     pub max_saved_sessions: usize,
 
     /// Most rooms one user may be in at once (`main` included); `/join` past it is refused.
-    #[arg(long, env = "CHAT_MAX_ROOMS_PER_USER", default_value_t = 100, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, env = "CHAT_MAX_ROOMS_PER_USER", default_value_t = ChatConfig::DEFAULT_MAX_ROOMS_PER_USER,
+          value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_rooms_per_user: u32,
 
     /// Rooms with more members than this do not announce arrivals, departures and renames (in
@@ -86,7 +93,7 @@ pub struct Config {
     #[arg(
         long,
         env = "CHAT_ANNOUNCE_LIMIT",
-        default_value_t = 100,
+        default_value_t = ChatConfig::DEFAULT_ANNOUNCE_LIMIT,
         value_name = "MEMBERS"
     )]
     pub announce_limit: usize,
@@ -107,14 +114,14 @@ impl Config {
     pub fn with_listen(listen: SocketAddr) -> Self {
         Self {
             listen,
-            log_level: LevelFilter::Info,
-            max_line: 4096,
+            log_level: DEFAULT_LOG_LEVEL,
+            max_line: ChatConfig::DEFAULT_MAX_LINE,
             max_connections: None,
-            sendq: 1 << 20,
-            session_ttl: 86_400,
-            max_saved_sessions: 100_000,
-            max_rooms_per_user: 100,
-            announce_limit: 100,
+            sendq: DEFAULT_SENDQ,
+            session_ttl: ChatConfig::DEFAULT_SESSION_TTL_SECS,
+            max_saved_sessions: ChatConfig::DEFAULT_MAX_SAVED_SESSIONS,
+            max_rooms_per_user: ChatConfig::DEFAULT_MAX_ROOMS_PER_USER,
+            announce_limit: ChatConfig::DEFAULT_ANNOUNCE_LIMIT,
             redis: None,
             node: None,
         }
@@ -146,21 +153,17 @@ impl Config {
 
 /// Raises the soft open-file limit to the hard limit, returning the limit now in force.
 pub fn raise_open_file_limit() -> usize {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    let Some(mut limit) = open_file_rlimit() else {
+        return DEFAULT_OPEN_FILES;
     };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                limit = raised;
-            }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit only reads the struct passed to it.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit = raised;
         }
     }
     usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
@@ -168,13 +171,20 @@ pub fn raise_open_file_limit() -> usize {
 
 /// The soft open-file limit of this process (1024 if it cannot be read).
 pub fn open_file_limit() -> usize {
+    open_file_rlimit().map_or(DEFAULT_OPEN_FILES, |limit| {
+        usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+    })
+}
+
+/// The open-file limit assumed when it cannot be read: the usual soft limit.
+const DEFAULT_OPEN_FILES: usize = 1024;
+
+/// This process's open-file limits, soft and hard.
+fn open_file_rlimit() -> Option<libc::rlimit> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit only writes the struct passed to it.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return 1024;
-    }
-    usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0).then_some(limit)
 }

@@ -1,13 +1,21 @@
 //! chat-server: a TCP chat server with rooms, nick restoration and a telnet-friendly protocol,
 //! driven by a single mio poll loop.
 //!
-//! - [`protocol`]: bytes to lines, lines to commands, name rules;
-//! - [`chat`]: sessions, rooms and commands, free of I/O;
-//! - [`roster`]: what a cluster node knows of users on the other nodes;
-//! - [`cluster`]: cluster mode, the adapter between the chat and Redis;
-//! - [`connection`]: one socket with its decoder and bounded output buffer;
-//! - [`server`]: the poll loop tying them together;
-//! - [`config`]: command-line and environment settings.
+//! # Layout
+//!
+//! In the order data flows through them:
+//!
+//! - [`server`]: the poll loop. Accepts sockets (`server/accept.rs`), reads them within per-turn
+//!   budgets (`server/input.rs`), and delivers the chat's output, one write per connection per
+//!   turn (`server/delivery.rs`, on `connection.rs` and `output.rs`);
+//! - [`protocol`]: bytes to lines (`decoder.rs`, telnet included), a line to a command
+//!   (`command.rs`), the rules for names (`names.rs`);
+//! - [`chat`]: sessions, rooms and commands, free of I/O; one file a command under `chat/cmd/`,
+//!   every line a user can see in `chat/messages.rs`; it answers through the
+//!   [`chat::Outbox`] seam;
+//! - `cluster`: cluster mode, the adapter between the chat's [`chat::Event`]s and Redis
+//!   (a publisher and registry worker thread, a subscriber thread, the wire format);
+//! - [`config`]: command-line and environment settings, with every default written once.
 //!
 //! Running a server in-process (as the integration tests do):
 //!
@@ -23,9 +31,8 @@
 //! ```
 
 pub mod chat;
-pub mod cluster;
 pub mod config;
-pub mod connection;
 pub mod protocol;
-pub mod roster;
 pub mod server;
+
+mod cluster;

@@ -254,11 +254,6 @@ impl Cluster {
         self.broadcast(Wire::Hello);
     }
 
-    /// Whether cross-node delivery currently works.
-    pub fn is_up(&self) -> bool {
-        self.up
-    }
-
     /// Takes the helper threads' news and turns it into actions for the loop.
     pub fn drain(&mut self, now: Instant) -> Vec<Action> {
         self.retry_backlog();

@@ -1,7 +1,7 @@
 """Helpers for the desktop client's tests: real processes on free loopback ports and waiting.
 
-- `ChatServer`: the real chat-server binary (CHAT_SERVER_BIN, else target/release/chat-server),
-  which can be killed and started again on the same port;
+- `ChatServer`: the real chat-server binary (CHAT_SERVER_BIN, else release/chat-server in
+  cargo's target directory), which can be killed and started again on the same port;
 - `Redis`: a real redis-server without persistence, for cluster mode;
 - `LineClient`: a plain socket client speaking the line protocol (the "other user");
 - `Proxy`: a loopback TCP forwarder whose connections the test can cut, to drop a client's
@@ -14,6 +14,7 @@ Every wait has a deadline (so a test stops by itself) and asserts what happened,
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -82,9 +83,25 @@ def wait_listening(port: int, process: subprocess.Popen, name: str) -> None:
     wait_until(accepts, f"{name} to listen on port {port}")
 
 
+def cargo_target_dir() -> Path:
+    """Where cargo builds (honours CARGO_TARGET_DIR and .cargo/config); `target/` if cargo
+    cannot say."""
+    try:
+        metadata = subprocess.run(
+            ["cargo", "metadata", "--format-version", "1", "--no-deps"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+        return Path(json.loads(metadata.stdout)["target_directory"])
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError):
+        return REPO / "target"
+
+
 def server_binary() -> str:
     """The chat-server binary to test against; skips the test if there is none."""
-    path = os.environ.get("CHAT_SERVER_BIN") or str(REPO / "target" / "release" / "chat-server")
+    path = os.environ.get("CHAT_SERVER_BIN") or str(cargo_target_dir() / "release" / "chat-server")
     if not os.access(path, os.X_OK):
         raise unittest.SkipTest(f"no chat-server binary at {path} (cargo build --release)")
     return path

@@ -7,7 +7,7 @@ from __future__ import annotations
 import socket
 import unittest
 
-from support import core
+from support import REPO, core
 
 
 class ParseLineTest(unittest.TestCase):
@@ -80,6 +80,25 @@ class ParseLineTest(unittest.TestCase):
         self.assertParses("! nick Вася is in use", core.ServerError, "nick Вася is in use", "Вася")
         self.assertParses("! no such user: bob", core.ServerError, "no such user: bob", None)
         self.assertParses("something else", core.UnknownLine)
+
+
+class SharedFixtureTest(unittest.TestCase):
+    """One sample of every line kind, worded by the server itself: tests/fixtures/server-lines.txt
+    is checked against the server's message functions by its Rust tests, so a wording change
+    that this parser would misread fails here."""
+
+    def test_every_server_line_parses_into_its_kind(self) -> None:
+        fixture = REPO / "tests" / "fixtures" / "server-lines.txt"
+        rows = [
+            line.split("\t", 2)
+            for line in fixture.read_text(encoding="utf-8").splitlines()
+            if line and not line.startswith("#")
+        ]
+        self.assertGreater(len(rows), 40)
+        for name, kind, raw in rows:
+            with self.subTest(name=name, line=raw):
+                self.assertEqual(type(core.parse_line(raw)).__name__, kind)
+                self.assertNotIsInstance(core.parse_line(raw), core.UnknownLine)
 
 
 class LineSplitterTest(unittest.TestCase):

@@ -24,82 +24,12 @@ use std::net::{Shutdown, SocketAddr};
 
 use mio::net::TcpStream;
 
+use super::output::{BufferPool, Span, TurnOutput};
 use crate::protocol::LineDecoder;
-
-/// Buffers bigger than this (grown by a burst) are freed instead of pooled.
-const POOLED_CAPACITY: usize = 32 * 1024;
-/// The pool holds at most this many bytes of buffer capacity.
-const POOL_BYTES: usize = 8 * 1024 * 1024;
-/// Span lists longer than this are freed instead of pooled.
-const POOLED_SPANS: usize = 1024;
-/// The pool holds at most this many span lists: more than the connections a process can have, so
-/// a burst that reaches every connection each turn (a join storm in a big room) reuses lists
-/// instead of churning the heap, which left it fragmented and the RSS of 19,000 idle connections
-/// a third higher. The pool only ever holds lists that were in use in one turn, so it never
-/// raises the peak, and it is freed after a quiet second.
-const POOL_LISTS: usize = 65_536;
-
-/// Empty output buffers kept for reuse by whichever connection next has output.
-#[derive(Debug, Default)]
-pub struct BufferPool {
-    free: Vec<Vec<u8>>,
-    /// Total capacity of `free`.
-    bytes: usize,
-    /// Empty span lists, likewise.
-    spans: Vec<Vec<Span>>,
-}
-
-impl BufferPool {
-    /// An empty buffer, with capacity if one was pooled.
-    pub fn take(&mut self) -> Vec<u8> {
-        match self.free.pop() {
-            Some(buf) => {
-                self.bytes -= buf.capacity();
-                buf
-            }
-            None => Vec::new(),
-        }
-    }
-
-    /// Takes back a buffer that is no longer needed; frees it if the pool is full or it is big.
-    pub fn give(&mut self, mut buf: Vec<u8>) {
-        let capacity = buf.capacity();
-        if capacity == 0 || capacity > POOLED_CAPACITY || self.bytes + capacity > POOL_BYTES {
-            return;
-        }
-        buf.clear();
-        self.bytes += capacity;
-        self.free.push(buf);
-    }
-
-    /// An empty span list, with capacity if one was pooled.
-    pub fn take_spans(&mut self) -> Vec<Span> {
-        self.spans.pop().unwrap_or_default()
-    }
-
-    /// Takes back a span list; frees it if the pool has enough or it is big.
-    pub fn give_spans(&mut self, mut spans: Vec<Span>) {
-        if spans.capacity() == 0
-            || spans.capacity() > POOLED_SPANS
-            || self.spans.len() >= POOL_LISTS
-        {
-            return;
-        }
-        spans.clear();
-        self.spans.push(spans);
-    }
-
-    /// Frees every pooled buffer (the server has gone quiet).
-    pub fn release(&mut self) {
-        self.free = Vec::new();
-        self.bytes = 0;
-        self.spans = Vec::new();
-    }
-}
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
+pub(crate) enum State {
     /// Reading and writing normally.
     Open,
     /// The chat said goodbye (`/quit`, shutdown): write what is queued, then close.
@@ -110,103 +40,30 @@ pub enum State {
 
 /// The outcome of one write attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flushed {
+pub(crate) enum Flushed {
     /// Everything queued has been written.
     All,
     /// The socket took part of it; the rest waits for the next writable event.
     Partial,
 }
 
-/// The lines queued in one loop turn, each stored once however many connections get it.
-#[derive(Debug, Default)]
-pub struct TurnOutput {
-    /// Lines for many connections (room lines, presence), in the order they were made.
-    shared: Vec<u8>,
-    /// Lines for one connection (echoes, answers, errors), kept out of `shared` so that they do
-    /// not split the room lines of a turn into one span each.
-    direct: Vec<u8>,
-}
-
-/// Where a line lies in the [`TurnOutput`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span {
-    start: usize,
-    len: u32,
-    direct: bool,
-}
-
-impl Span {
-    /// The length in bytes.
-    pub(crate) fn len(self) -> usize {
-        self.len as usize
-    }
-
-    /// `next` if it continues this span in the same buffer, merged into it.
-    fn merge(&mut self, next: Span) -> bool {
-        if self.direct == next.direct && self.start + self.len() == next.start {
-            self.len += next.len;
-            return true;
-        }
-        false
-    }
-}
-
-impl TurnOutput {
-    /// Stores `line` (for many connections) for this turn.
-    pub fn store_shared(&mut self, line: &[u8]) -> Span {
-        store_in(&mut self.shared, line, false)
-    }
-
-    /// Stores `line` (for one connection) for this turn.
-    pub fn store_direct(&mut self, line: &[u8]) -> Span {
-        store_in(&mut self.direct, line, true)
-    }
-
-    fn get(&self, span: Span) -> &[u8] {
-        let bytes = if span.direct {
-            &self.direct
-        } else {
-            &self.shared
-        };
-        &bytes[span.start..span.start + span.len()]
-    }
-
-    /// Forgets the turn's lines; every connection has taken its spans by now.
-    pub fn clear(&mut self) {
-        self.shared.clear();
-        self.direct.clear();
-    }
-}
-
-fn store_in(bytes: &mut Vec<u8>, line: &[u8], direct: bool) -> Span {
-    let start = bytes.len();
-    bytes.extend_from_slice(line);
-    Span {
-        start,
-        // A line is at most --max-line (1 MiB) plus a prefix, or a list of 200 names: far below
-        // 4 GiB, so the length always fits.
-        len: u32::try_from(line.len()).unwrap_or(u32::MAX),
-        direct,
-    }
-}
-
 /// A client connection owned by the poll loop.
 #[derive(Debug)]
-pub struct Connection {
+pub(crate) struct Connection {
     /// The socket (non-blocking, registered edge-triggered for reading and writing).
-    pub stream: TcpStream,
+    pub(crate) stream: TcpStream,
     /// The client's address, for logs.
-    pub peer: SocketAddr,
+    pub(crate) peer: SocketAddr,
     /// Splits the input into lines.
-    pub decoder: LineDecoder,
+    pub(crate) decoder: LineDecoder,
     /// Where the connection is in its life.
-    pub state: State,
+    pub(crate) state: State,
     /// Set while the connection is on the loop's list of connections to flush this turn.
-    pub dirty: bool,
+    pub(crate) dirty: bool,
     /// Input read but not yet decoded: the client sent more lines than one turn handles.
-    pub unread: Vec<u8>,
+    pub(crate) unread: Vec<u8>,
     /// The loop turn in which the connection was last read.
-    pub read_in_turn: u64,
+    pub(crate) read_in_turn: u64,
     /// Output left over from earlier turns (the socket did not take all of it).
     out: Vec<u8>,
     /// Bytes of `out` before this have been written already.
@@ -219,7 +76,7 @@ pub struct Connection {
 
 impl Connection {
     /// Wraps an accepted socket.
-    pub fn new(stream: TcpStream, peer: SocketAddr) -> Self {
+    pub(crate) fn new(stream: TcpStream, peer: SocketAddr) -> Self {
         Self {
             stream,
             peer,
@@ -236,7 +93,7 @@ impl Connection {
     }
 
     /// Bytes queued and not yet written.
-    pub fn pending(&self) -> usize {
+    pub(crate) fn pending(&self) -> usize {
         self.out.len() - self.written + self.span_bytes
     }
 
@@ -244,7 +101,7 @@ impl Connection {
     /// output past `limit`; a connection without a span list takes one from `pool`.
     ///
     /// Returns `false` (and queues nothing) when the limit would be passed.
-    pub fn queue(&mut self, span: Span, limit: usize, pool: &mut BufferPool) -> bool {
+    pub(crate) fn queue(&mut self, span: Span, limit: usize, pool: &mut BufferPool) -> bool {
         if self.pending() + span.len() > limit {
             return false;
         }
@@ -267,7 +124,7 @@ impl Connection {
     }
 
     /// Forgets everything queued (the connection is being dropped).
-    pub fn discard_output(&mut self, pool: &mut BufferPool) {
+    pub(crate) fn discard_output(&mut self, pool: &mut BufferPool) {
         pool.give(std::mem::take(&mut self.out));
         pool.give_spans(std::mem::take(&mut self.spans));
         self.span_bytes = 0;
@@ -277,7 +134,7 @@ impl Connection {
     /// Writes what is queued with a single `write()` call: this turn's lines from `turn`,
     /// gathered in `scratch`, behind whatever earlier turns left. What the socket does not take
     /// stays in the connection's own buffer (from `pool`, given back once it is all written).
-    pub fn flush(
+    pub(crate) fn flush(
         &mut self,
         turn: &TurnOutput,
         scratch: &mut Vec<u8>,
@@ -345,7 +202,7 @@ impl Connection {
     ///
     /// Closing a socket with unread input makes the kernel send a reset, which can destroy our
     /// last lines (a goodbye) before the peer reads them; draining first avoids that.
-    pub fn close_gracefully(&mut self, scratch: &mut [u8]) {
+    pub(crate) fn close_gracefully(&mut self, scratch: &mut [u8]) {
         // Bounded, so a peer that keeps sending cannot hold the loop here.
         for _ in 0..64 {
             match self.stream.read(scratch) {
@@ -361,7 +218,7 @@ impl Connection {
 }
 
 /// Errors after which the same call may succeed later.
-pub fn is_transient(error: &io::Error) -> bool {
+pub(crate) fn is_transient(error: &io::Error) -> bool {
     matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted)
 }
 

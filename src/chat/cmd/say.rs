@@ -1,0 +1,38 @@
+//! A plain line or `/me TEXT`: a message or an action in the sender's active room.
+//!
+//! The hot path of the server: the room line is formatted once and handed to the outbox once
+//! for every member.
+
+use crate::chat::{messages, Chat, ClientId, Event, Outbox};
+
+/// Sends `text` (an action if `action`) to the other members of the active room, the echo to
+/// the sender, and the event to the cluster.
+pub(super) fn say(chat: &mut Chat, id: ClientId, text: &str, action: bool, out: &mut impl Outbox) {
+    let Some(client) = chat.clients.get(id) else {
+        return;
+    };
+    let Some(nick) = client.nick.as_ref().map(|n| n.display.as_str()) else {
+        return;
+    };
+    let room = chat.rooms.get(client.active);
+    let line = &mut chat.line;
+    if action {
+        let room_line = messages::acted(line, &room.name, nick, text);
+        out.send_to_all(&room.members, Some(id), room_line);
+        out.send(id, messages::acted_echo(line, nick, text));
+        out.publish(&Event::Acted {
+            room: &room.name,
+            nick,
+            text,
+        });
+    } else {
+        let room_line = messages::said(line, &room.name, nick, text);
+        out.send_to_all(&room.members, Some(id), room_line);
+        out.send(id, messages::said_echo(line, text));
+        out.publish(&Event::Said {
+            room: &room.name,
+            nick,
+            text,
+        });
+    }
+}

@@ -1,0 +1,109 @@
+//! What the chat tells the rest of a cluster, and what a cluster answers.
+
+/// A change in the chat that concerns more than this node's own clients.
+///
+/// Every room line, presence change, private message to an absent user, nick claim and session
+/// save leaves the chat as one of these, so a cluster adapter can forward it; events from other
+/// nodes come back in through [`super::Chat::deliver_remote`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A plain message in a room.
+    Said {
+        /// The room's display name.
+        room: &'a str,
+        /// The sender's nick.
+        nick: &'a str,
+        /// The message text.
+        text: &'a str,
+    },
+    /// A `/me` action in a room.
+    Acted {
+        /// The room's display name.
+        room: &'a str,
+        /// The actor's nick.
+        nick: &'a str,
+        /// The action text.
+        text: &'a str,
+    },
+    /// Someone entered or left a room, or renamed while in it.
+    Presence {
+        /// The room's display name.
+        room: &'a str,
+        /// The member's nick (the new one for a rename).
+        nick: &'a str,
+        /// What happened.
+        change: Presence<'a>,
+    },
+    /// A private message to a nick that has no connection on this node.
+    Private {
+        /// The sender's nick.
+        from: &'a str,
+        /// The addressee as typed.
+        to: &'a str,
+        /// The message text.
+        text: &'a str,
+    },
+    /// A nick is now held by a live connection on this node.
+    NickClaimed {
+        /// The nick.
+        nick: &'a str,
+    },
+    /// A nick is no longer held by a live connection on this node.
+    NickReleased {
+        /// The nick.
+        nick: &'a str,
+    },
+    /// The rooms and active room to restore for a nick: published when its user departs and,
+    /// with a shared registry, whenever they change, so they survive the loss of this node.
+    Session {
+        /// The nick.
+        nick: &'a str,
+        /// The rooms, in join order.
+        rooms: &'a [String],
+        /// The active room.
+        active: &'a str,
+    },
+    /// A nick's saved rooms are void (its user renamed); only with a shared registry.
+    SessionDropped {
+        /// The nick.
+        nick: &'a str,
+    },
+    /// A saved session was taken up again (and is no longer saved).
+    SessionRestored {
+        /// The nick.
+        nick: &'a str,
+    },
+}
+
+/// The kinds of presence change announced to a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence<'a> {
+    /// Joined, or re-joined on restore.
+    Joined,
+    /// Left with `/leave`.
+    Left,
+    /// The connection ended.
+    Disconnected,
+    /// Renamed from the given nick.
+    Renamed(&'a str),
+}
+
+/// The answer of a shared registry to [`super::Outbox::claim_nick`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The nick is the client's; with the rooms saved for it anywhere in the cluster, if any.
+    Granted(Option<SavedRooms>),
+    /// A live connection somewhere holds the nick.
+    InUse,
+    /// A rename onto a nick whose owner is away with a saved session.
+    Saved,
+}
+
+/// A departed user's rooms, as kept for restoration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedRooms {
+    /// The rooms, in join order.
+    pub rooms: Vec<String>,
+    /// The active room.
+    pub active: String,
+}

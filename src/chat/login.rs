@@ -1,0 +1,183 @@
+//! Taking a nick: a fresh session, a restored one, a rename, and claims decided by a cluster.
+
+use std::time::Instant;
+
+use super::clients::{Nick, PendingClaim};
+use super::{messages, Chat, ClaimOutcome, ClientId, Event, Outbox, Presence, SavedRooms};
+use crate::protocol::name_key;
+
+impl Chat {
+    /// Asks the shared registry for `name`; lines from the client wait until it answers.
+    pub(super) fn start_claim(
+        &mut self,
+        id: ClientId,
+        name: &str,
+        rename: bool,
+        out: &mut impl Outbox,
+    ) {
+        if let Some(client) = self.clients.get_mut(id) {
+            client.claim = Some(Box::new(PendingClaim {
+                nick: name.to_string(),
+                queued: Vec::new(),
+            }));
+            out.claim_nick(id, name, rename);
+        }
+    }
+
+    /// The shared registry's answer to a claim of `nick` by client `id`.
+    ///
+    /// Completes the `/nick` (restoring the rooms the registry had saved, else any saved here),
+    /// then handles the lines the client sent meanwhile. A grant for a client that is gone is
+    /// given back with [`Event::NickReleased`].
+    pub fn finish_claim(
+        &mut self,
+        id: ClientId,
+        nick: &str,
+        outcome: ClaimOutcome,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) {
+        let claim = self
+            .clients
+            .get_mut(id)
+            .and_then(|c| c.claim.take_if(|claim| claim.nick == nick));
+        let Some(claim) = claim else {
+            if matches!(outcome, ClaimOutcome::Granted(_)) {
+                out.publish(&Event::NickReleased { nick });
+            }
+            return;
+        };
+        let key = name_key(nick);
+        let outcome = match outcome {
+            // Another local client got it meanwhile; the registry entry is that client's.
+            ClaimOutcome::Granted(_) if self.clients.holder(&key).is_some() => ClaimOutcome::InUse,
+            other => other,
+        };
+        match outcome {
+            ClaimOutcome::Granted(_) if self.clients.nick_of(id).is_some() => {
+                self.rename(id, nick, key, out);
+            }
+            ClaimOutcome::Granted(saved) => {
+                // Any session saved here is void once the nick is taken, whichever is restored.
+                let local = self.sessions.take(&key, now);
+                let restored = saved.or(local);
+                self.log_in(id, nick, key, restored, out);
+            }
+            ClaimOutcome::InUse => out.send(id, messages::nick_in_use(&mut self.line, nick)),
+            ClaimOutcome::Saved => out.send(id, messages::nick_saved(&mut self.line, nick)),
+        }
+        for line in claim.queued {
+            match line {
+                Ok(line) => self.handle_line(id, &line, now, out),
+                Err(error) => self.reject_line(id, error, out),
+            }
+        }
+    }
+
+    /// First `/nick` of a connection: restore a saved session or start a fresh one.
+    pub(super) fn log_in(
+        &mut self,
+        id: ClientId,
+        name: &str,
+        key: String,
+        restored: Option<SavedRooms>,
+        out: &mut impl Outbox,
+    ) {
+        let is_restore = restored.is_some();
+        let saved = restored.unwrap_or_else(|| SavedRooms {
+            rooms: vec![super::MAIN_ROOM.to_string()],
+            active: super::MAIN_ROOM.to_string(),
+        });
+        let mut rooms = Vec::with_capacity(saved.rooms.len());
+        for room_name in saved.rooms.iter().take(self.config.max_rooms_per_user) {
+            let spelling = self.remote.room_name(&name_key(room_name));
+            let room = self.rooms.get_or_create(room_name, spelling);
+            if !rooms.contains(&room) {
+                self.rooms.add_member(room, id);
+                rooms.push(room);
+            }
+        }
+        let active = self
+            .rooms
+            .find(&name_key(&saved.active))
+            .filter(|room| rooms.contains(room))
+            .unwrap_or(self.rooms.main());
+        let display = name.to_string();
+        self.clients.set_nick(id, Nick { display, key });
+        if let Some(client) = self.clients.get_mut(id) {
+            client.rooms = rooms.clone();
+            client.active = active;
+        }
+        out.publish(&Event::NickClaimed { nick: name });
+        if is_restore {
+            out.publish(&Event::SessionRestored { nick: name });
+        }
+        let (list, active_name) = (self.rooms.list(&rooms), self.rooms.name(active));
+        let line = messages::welcome(&mut self.line, is_restore, name, &list, active_name);
+        out.send(id, line);
+        for room in rooms {
+            self.explain_if_quiet(out, id, room);
+            self.announce(out, room, id, name, Presence::Joined);
+        }
+        self.publish_session(id, out);
+    }
+
+    /// `/nick` by a named client: a new nick, or a new spelling of the same one.
+    pub(super) fn rename(&mut self, id: ClientId, name: &str, key: String, out: &mut impl Outbox) {
+        let Some(current) = self.clients.nick_of(id) else {
+            return;
+        };
+        if current.display == name {
+            out.send(id, messages::already_named(&mut self.line, name));
+            return;
+        }
+        let renamed_key = current.key != key;
+        let display = name.to_string();
+        let Some(old) = self.clients.set_nick(id, Nick { display, key }) else {
+            return;
+        };
+        let rooms = self
+            .clients
+            .get(id)
+            .map(|c| c.rooms.clone())
+            .unwrap_or_default();
+        out.send(id, messages::renamed(&mut self.line, name, &old.display));
+        // Presence goes out before the release of the old nick: a node that saw the release
+        // first would drop the user from its rosters and have nobody left to rename.
+        for room in rooms {
+            self.announce(out, room, id, name, Presence::Renamed(&old.display));
+        }
+        if renamed_key {
+            out.publish(&Event::NickReleased { nick: &old.display });
+            out.publish(&Event::NickClaimed { nick: name });
+            if self.config.shared_registry {
+                out.publish(&Event::SessionDropped { nick: &old.display });
+            }
+        }
+        self.publish_session(id, out);
+    }
+
+    /// With a shared registry, publishes the client's current rooms so another node can
+    /// restore them even if this one dies.
+    pub(super) fn publish_session(&self, id: ClientId, out: &mut impl Outbox) {
+        if !self.config.shared_registry {
+            return;
+        }
+        let Some(client) = self.clients.get(id) else {
+            return;
+        };
+        let Some(nick) = client.nick.as_ref() else {
+            return;
+        };
+        let rooms: Vec<String> = client
+            .rooms
+            .iter()
+            .map(|&r| self.rooms.name(r).to_string())
+            .collect();
+        out.publish(&Event::Session {
+            nick: &nick.display,
+            rooms: &rooms,
+            active: self.rooms.name(client.active),
+        });
+    }
+}

@@ -1,0 +1,366 @@
+//! Every line a user can see, worded once.
+//!
+//! docs/PROTOCOL.md calls the wording of these lines stable: the desktop client parses them. Each
+//! function formats one whole protocol line (CRLF included) into a reused buffer and returns it,
+//! so the chat formats a room line once and hands the same bytes to every member. The sample
+//! lines in `tests/fixtures/server-lines.txt` are checked against these functions by the chat's
+//! tests and against the desktop client's parser by its tests.
+
+use crate::protocol::{LineError, ParseError};
+
+/// Sent (by the poll loop, before closing) to a client that arrives when the server is full.
+pub const SERVER_FULL: &[u8] = b"! server full\r\n";
+
+/// How a name must look, said in every "invalid name" error.
+const NAME_RULE: &str = "use 1-32 letters, digits, _ or -";
+
+/// The answer to `/help`, one notice a line.
+const HELP: &[&str] = &[
+    "Commands:",
+    "  /nick NAME       set your nick (restores your rooms if you were here before)",
+    "  /join ROOM       join ROOM and make it your active room",
+    "  /leave ROOM      leave ROOM (you fall back to main if it was active)",
+    "  /rooms           list rooms and their member counts",
+    "  /who [ROOM]      list members of ROOM (default: your active room)",
+    "  /msg NICK TEXT   private message to NICK",
+    "  /me TEXT         action in your active room",
+    "  /help            this list",
+    "  /quit            leave (your session stays restorable)",
+    "Any other line is a message to your active room; start it with // to send a leading /.",
+];
+
+/// Formats `prefix` and `parts` as one line in `line`, reusing its allocation.
+fn fill<'b>(line: &'b mut Vec<u8>, prefix: &str, parts: &[&str]) -> &'b [u8] {
+    line.clear();
+    line.extend_from_slice(prefix.as_bytes());
+    for part in parts {
+        line.extend_from_slice(part.as_bytes());
+    }
+    line.extend_from_slice(b"\r\n");
+    line
+}
+
+/// A `* ` notice.
+fn notice<'b>(line: &'b mut Vec<u8>, parts: &[&str]) -> &'b [u8] {
+    fill(line, "* ", parts)
+}
+
+/// A `! ` error.
+fn error<'b>(line: &'b mut Vec<u8>, parts: &[&str]) -> &'b [u8] {
+    fill(line, "! ", parts)
+}
+
+// Room lines.
+
+/// `[ROOM] NICK: TEXT`: a message in a room, as its other members see it.
+pub(crate) fn said<'b>(line: &'b mut Vec<u8>, room: &str, nick: &str, text: &str) -> &'b [u8] {
+    fill(line, "[", &[room, "] ", nick, ": ", text])
+}
+
+/// `[ROOM] * NICK TEXT`: a `/me` action, as the room's other members see it.
+pub(crate) fn acted<'b>(line: &'b mut Vec<u8>, room: &str, nick: &str, text: &str) -> &'b [u8] {
+    fill(line, "[", &[room, "] * ", nick, " ", text])
+}
+
+/// `You: TEXT`: the echo of the sender's own message.
+pub(crate) fn said_echo<'b>(line: &'b mut Vec<u8>, text: &str) -> &'b [u8] {
+    fill(line, "You: ", &[text])
+}
+
+/// `You: * NICK TEXT`: the echo of the sender's own action.
+pub(crate) fn acted_echo<'b>(line: &'b mut Vec<u8>, nick: &str, text: &str) -> &'b [u8] {
+    fill(line, "You: * ", &[nick, " ", text])
+}
+
+/// `* [ROOM] NICK joined` and the other presence notices.
+pub(crate) fn presence<'b>(
+    line: &'b mut Vec<u8>,
+    room: &str,
+    nick: &str,
+    change: super::Presence<'_>,
+) -> &'b [u8] {
+    use super::Presence;
+    match change {
+        Presence::Joined => notice(line, &["[", room, "] ", nick, " joined"]),
+        Presence::Left => notice(line, &["[", room, "] ", nick, " left"]),
+        Presence::Disconnected => notice(line, &["[", room, "] ", nick, " disconnected"]),
+        Presence::Renamed(old) => notice(line, &["[", room, "] ", old, " is now ", nick]),
+    }
+}
+
+// Private messages.
+
+/// `(PM) FROM: TEXT`: a private message, as its addressee sees it.
+pub(crate) fn private<'b>(line: &'b mut Vec<u8>, from: &str, text: &str) -> &'b [u8] {
+    fill(line, "(PM) ", &[from, ": ", text])
+}
+
+/// `(PM to NICK) You: TEXT`: the echo of a private message.
+pub(crate) fn private_echo<'b>(line: &'b mut Vec<u8>, to: &str, text: &str) -> &'b [u8] {
+    fill(line, "(PM to ", &[to, ") You: ", text])
+}
+
+// Notices.
+
+/// The first line of every connection.
+pub(crate) fn greeting(line: &mut Vec<u8>) -> &[u8] {
+    notice(
+        line,
+        &["Welcome to chat-server. Set your nick with /nick NAME; /help lists the commands."],
+    )
+}
+
+/// One line of the `/help` answer; `None` past the last.
+pub(crate) fn help(line: &mut Vec<u8>, index: usize) -> Option<&[u8]> {
+    HELP.get(index).map(|text| notice(line, &[text]))
+}
+
+/// `* Welcome, NICK. ...` for a fresh session, `* Welcome back, NICK. ...` for a restored one.
+pub(crate) fn welcome<'b>(
+    line: &'b mut Vec<u8>,
+    restored: bool,
+    nick: &str,
+    rooms: &str,
+    active: &str,
+) -> &'b [u8] {
+    let greeting = if restored {
+        "Welcome back, "
+    } else {
+        "Welcome, "
+    };
+    notice(
+        line,
+        &[
+            greeting,
+            nick,
+            ". Rooms: ",
+            rooms,
+            ". Active room: ",
+            active,
+            ".",
+        ],
+    )
+}
+
+/// `/join` of a room the user is already in.
+pub(crate) fn active_room<'b>(line: &'b mut Vec<u8>, room: &str) -> &'b [u8] {
+    notice(line, &["Active room: ", room, "."])
+}
+
+/// `/join` of a new room.
+pub(crate) fn joined<'b>(line: &'b mut Vec<u8>, room: &str) -> &'b [u8] {
+    notice(line, &["Joined ", room, ". Active room: ", room, "."])
+}
+
+/// `/leave`.
+pub(crate) fn left<'b>(line: &'b mut Vec<u8>, room: &str, active: &str) -> &'b [u8] {
+    notice(line, &["Left ", room, ". Active room: ", active, "."])
+}
+
+/// `/nick` with the nick the user already has.
+pub(crate) fn already_named<'b>(line: &'b mut Vec<u8>, nick: &str) -> &'b [u8] {
+    notice(line, &["You are already ", nick, "."])
+}
+
+/// `/nick NEW` by a named user.
+pub(crate) fn renamed<'b>(line: &'b mut Vec<u8>, new: &str, old: &str) -> &'b [u8] {
+    notice(line, &["You are now ", new, " (was ", old, ")."])
+}
+
+/// Why nobody is told about arrivals in a room bigger than `--announce-limit`.
+pub(crate) fn quiet_room<'b>(
+    line: &'b mut Vec<u8>,
+    room: &str,
+    members: usize,
+    limit: usize,
+) -> &'b [u8] {
+    let (members, limit) = (members.to_string(), limit.to_string());
+    notice(
+        line,
+        &[
+            room,
+            " has ",
+            &members,
+            " members: arrivals and departures are not announced in rooms of more than ",
+            &limit,
+            "; /who ",
+            room,
+            " lists them.",
+        ],
+    )
+}
+
+/// `/rooms`: `entries` already formatted as `NAME (COUNT)`, `more` cut off the list.
+pub(crate) fn room_list<'b>(
+    line: &'b mut Vec<u8>,
+    total: usize,
+    entries: &str,
+    more: usize,
+) -> &'b [u8] {
+    let (total, more) = (total.to_string(), and_more(more));
+    notice(line, &["Rooms (", &total, "): ", entries, &more])
+}
+
+/// `/who`: `nicks` already joined with `, `, `more` cut off the list.
+pub(crate) fn member_list<'b>(
+    line: &'b mut Vec<u8>,
+    room: &str,
+    total: usize,
+    nicks: &str,
+    more: usize,
+) -> &'b [u8] {
+    let (total, more) = (total.to_string(), and_more(more));
+    notice(
+        line,
+        &["Members of ", room, " (", &total, "): ", nicks, &more],
+    )
+}
+
+/// The tail of a cut list: `", and 12 more"`, or nothing.
+fn and_more(more: usize) -> String {
+    if more == 0 {
+        String::new()
+    } else {
+        format!(", and {more} more")
+    }
+}
+
+/// `/quit`: `nick` is `None` for a client that never set one.
+pub(crate) fn bye<'b>(line: &'b mut Vec<u8>, nick: Option<&str>) -> &'b [u8] {
+    match nick {
+        Some(nick) => notice(
+            line,
+            &[
+                "Bye, ",
+                nick,
+                ". Your session is kept; /nick ",
+                nick,
+                " restores it.",
+            ],
+        ),
+        None => notice(line, &["Bye."]),
+    }
+}
+
+/// The server is stopping.
+pub(crate) fn shutting_down(line: &mut Vec<u8>) -> &[u8] {
+    notice(line, &["Server shutting down. Bye!"])
+}
+
+/// Cluster mode: this node lost Redis (`up == false`) or has it back.
+pub(crate) fn cluster_status(line: &mut Vec<u8>, up: bool) -> &[u8] {
+    if up {
+        notice(line, &["Cross-node delivery restored."])
+    } else {
+        notice(
+            line,
+            &[
+                "Cross-node delivery paused: this server lost contact with the cluster. \
+               Your rooms keep working here; it will reconnect by itself.",
+            ],
+        )
+    }
+}
+
+// Errors.
+
+/// A line the decoder refused; `max_line` words the length limit.
+pub(crate) fn refused_line(line: &mut Vec<u8>, refusal: LineError, max_line: usize) -> &[u8] {
+    match refusal {
+        LineError::TooLong => {
+            let max = max_line.to_string();
+            error(
+                line,
+                &["line too long (max ", &max, " bytes); line discarded"],
+            )
+        }
+        LineError::InvalidUtf8 => error(line, &["invalid UTF-8; line discarded"]),
+        LineError::TelnetMangled => error(
+            line,
+            &[
+                "your telnet client garbled non-ASCII text in that line; ",
+                "it is now in 8-bit mode, please type the line again",
+            ],
+        ),
+    }
+}
+
+/// A line that is not a command, or a command without its argument.
+pub(crate) fn bad_command<'b>(line: &'b mut Vec<u8>, parse: &ParseError) -> &'b [u8] {
+    match parse {
+        ParseError::Unknown(name) => error(line, &["unknown command /", name, " (try /help)"]),
+        ParseError::Usage(usage) => error(line, &["usage: ", usage]),
+    }
+}
+
+/// Too many lines arrived while the shared registry decided a nick.
+pub(crate) fn still_claiming(line: &mut Vec<u8>) -> &[u8] {
+    error(line, &["still checking your nick; line discarded"])
+}
+
+/// Anything but `/nick`, `/help` and `/quit` before a nick.
+pub(crate) fn nick_first(line: &mut Vec<u8>) -> &[u8] {
+    error(line, &["set a nick first: /nick NAME"])
+}
+
+/// A nick that breaks the name rules.
+pub(crate) fn invalid_nick<'b>(line: &'b mut Vec<u8>, nick: &str) -> &'b [u8] {
+    error(line, &["invalid nick \"", nick, "\": ", NAME_RULE])
+}
+
+/// A room name that breaks the name rules.
+pub(crate) fn invalid_room<'b>(line: &'b mut Vec<u8>, room: &str) -> &'b [u8] {
+    error(line, &["invalid room name \"", room, "\": ", NAME_RULE])
+}
+
+/// A nick held by a live connection.
+pub(crate) fn nick_in_use<'b>(line: &'b mut Vec<u8>, nick: &str) -> &'b [u8] {
+    error(line, &["nick ", nick, " is in use"])
+}
+
+/// A rename onto the nick of a user who is away with a saved session.
+pub(crate) fn nick_saved<'b>(line: &'b mut Vec<u8>, nick: &str) -> &'b [u8] {
+    error(
+        line,
+        &[
+            "nick ",
+            nick,
+            " has a saved session; log in as ",
+            nick,
+            " to restore it",
+        ],
+    )
+}
+
+/// `/join` past `--max-rooms-per-user`.
+pub(crate) fn too_many_rooms(line: &mut Vec<u8>, max: usize) -> &[u8] {
+    let max = max.to_string();
+    error(
+        line,
+        &[
+            "you are in too many rooms (max ",
+            &max,
+            "); /leave one first",
+        ],
+    )
+}
+
+/// `/leave main`.
+pub(crate) fn cannot_leave<'b>(line: &'b mut Vec<u8>, room: &str) -> &'b [u8] {
+    error(line, &["you cannot leave ", room])
+}
+
+/// `/leave` of a room the user is not in.
+pub(crate) fn not_in_room<'b>(line: &'b mut Vec<u8>, room: &str) -> &'b [u8] {
+    error(line, &["you are not in ", room])
+}
+
+/// `/who` of a room that does not exist.
+pub(crate) fn no_such_room<'b>(line: &'b mut Vec<u8>, room: &str) -> &'b [u8] {
+    error(line, &["no such room: ", room])
+}
+
+/// `/msg` to a nick nobody holds.
+pub(crate) fn no_such_user<'b>(line: &'b mut Vec<u8>, nick: &str) -> &'b [u8] {
+    error(line, &["no such user: ", nick])
+}

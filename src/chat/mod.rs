@@ -1,0 +1,184 @@
+//! The chat itself: sessions, nicks, rooms and commands, with no I/O.
+//!
+//! [`Chat`] takes events in (a client connected, sent a line, went away, time passed) and answers
+//! through an [`Outbox`]: bytes for a client, a request to close one, and an [`Event`] for every
+//! change the rest of a cluster would need to know about. The poll loop implements [`Outbox`] on
+//! top of its connections; the tests implement it with a recorder; cluster mode wraps it to
+//! publish events and feeds other nodes' events back in through [`Chat::deliver_remote`].
+//!
+//! Fan-out formats each room line once and hands the same bytes to every member; the poll loop
+//! stores them once per turn, so a delivery costs a note of which line the member gets.
+//!
+//! Where things are:
+//! - this file: the [`Chat`] facade, connecting, lines in, disconnecting;
+//! - `cmd`: one file a command, dispatched from one table;
+//! - `login`: taking a nick (fresh, restored, renamed, or decided by a cluster);
+//! - `presence`: arrival, departure and rename notices, and quiet rooms;
+//! - `remote`: events from other nodes of a cluster and what they need of this one;
+//! - `rooms`, `clients`, `sessions`: the state, each owning its own rules;
+//! - `messages`: every line a user can see, worded once;
+//! - `event`, `outbox`, `config`, `ids`: the types at the seams ([`Event`], [`Outbox`],
+//!   [`ChatConfig`], [`ClientId`]), re-exported here.
+
+mod clients;
+mod cmd;
+mod config;
+mod event;
+mod ids;
+mod login;
+pub(crate) mod messages;
+mod outbox;
+mod presence;
+mod remote;
+mod rooms;
+mod roster;
+mod sessions;
+
+use std::time::Instant;
+
+use crate::protocol::LineError;
+
+use clients::{Clients, MAX_LINES_WHILE_CLAIMING};
+use rooms::Rooms;
+use roster::RemoteRoster;
+use sessions::SavedSessions;
+
+pub use config::ChatConfig;
+pub use event::{ClaimOutcome, Event, Presence, SavedRooms};
+pub use ids::ClientId;
+pub(crate) use ids::RoomId;
+pub use messages::SERVER_FULL;
+pub use outbox::Outbox;
+pub use rooms::MAIN_ROOM;
+
+/// The state of the whole chat on this node.
+#[derive(Debug)]
+pub struct Chat {
+    config: ChatConfig,
+    clients: Clients,
+    rooms: Rooms,
+    sessions: SavedSessions,
+    /// Users on other nodes of a cluster; empty standalone.
+    remote: RemoteRoster,
+    /// Reused buffer in which each outgoing line is formatted once.
+    line: Vec<u8>,
+}
+
+impl Chat {
+    /// Creates a chat with only the `main` room.
+    pub fn new(config: ChatConfig) -> Self {
+        Self {
+            sessions: SavedSessions::new(config.session_ttl, config.max_saved_sessions),
+            config,
+            clients: Clients::default(),
+            rooms: Rooms::new(),
+            remote: RemoteRoster::default(),
+            line: Vec::with_capacity(256),
+        }
+    }
+
+    /// Number of connected clients, named or not.
+    pub fn client_count(&self) -> usize {
+        self.clients.count()
+    }
+
+    /// Number of saved (restorable) sessions.
+    pub fn saved_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Number of rooms that exist (have members), `main` always included.
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// A new connection: registers it and greets it.
+    pub fn connect(&mut self, id: ClientId, out: &mut impl Outbox) {
+        self.clients.insert(id, self.rooms.main());
+        out.send(id, messages::greeting(&mut self.line));
+    }
+
+    /// A line that could not be decoded.
+    pub fn reject_line(&mut self, id: ClientId, error: LineError, out: &mut impl Outbox) {
+        // While a nick claim is pending, the refusal waits its turn behind the queued lines.
+        let claim = self.clients.get_mut(id).and_then(|c| c.claim.as_mut());
+        if let Some(claim) = claim {
+            if claim.queued.len() < MAX_LINES_WHILE_CLAIMING {
+                claim.queued.push(Err(error));
+            }
+            return;
+        }
+        let line = messages::refused_line(&mut self.line, error, self.config.max_line);
+        out.send(id, line);
+    }
+
+    /// One decoded line from client `id`.
+    pub fn handle_line(&mut self, id: ClientId, line: &str, now: Instant, out: &mut impl Outbox) {
+        let Some(client) = self.clients.get_mut(id) else {
+            return;
+        };
+        if let Some(claim) = client.claim.as_mut() {
+            if claim.queued.len() < MAX_LINES_WHILE_CLAIMING {
+                claim.queued.push(Ok(line.to_string()));
+            } else {
+                out.send(id, messages::still_claiming(&mut self.line));
+            }
+            return;
+        }
+        cmd::run(self, id, line, now, out);
+    }
+
+    /// The connection of `id` is gone: leave its rooms and save its session.
+    ///
+    /// Safe to call for an id that already left (after `/quit`).
+    pub fn disconnect(&mut self, id: ClientId, now: Instant, out: &mut impl Outbox) {
+        let Some(client) = self.clients.remove(id) else {
+            return;
+        };
+        let Some(nick) = client.nick else {
+            return;
+        };
+        for &room in &client.rooms {
+            self.rooms.remove_member(room, id);
+            self.announce(out, room, id, &nick.display, Presence::Disconnected);
+        }
+        let saved = SavedRooms {
+            rooms: client
+                .rooms
+                .iter()
+                .map(|&r| self.rooms.name(r).to_string())
+                .collect(),
+            active: self.rooms.name(client.active).to_string(),
+        };
+        for &room in &client.rooms {
+            self.rooms.drop_if_empty(room);
+        }
+        out.publish(&Event::NickReleased {
+            nick: &nick.display,
+        });
+        out.publish(&Event::Session {
+            nick: &nick.display,
+            rooms: &saved.rooms,
+            active: &saved.active,
+        });
+        self.sessions.save(nick.key, saved, now);
+    }
+
+    /// Drops saved sessions older than the TTL. Cheap when nothing expires.
+    pub fn expire_sessions(&mut self, now: Instant) {
+        self.sessions.expire(now);
+    }
+
+    /// The server is stopping: tell everyone and close every connection.
+    pub fn shutdown(&mut self, out: &mut impl Outbox) {
+        let everyone: Vec<ClientId> = self.clients.ids().collect();
+        let line = messages::shutting_down(&mut self.line);
+        for id in everyone {
+            out.send(id, line);
+            out.close(id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,101 @@
+//! Cluster mode's side of the chat: events from other nodes, and what other nodes need to know
+//! of this one. Standalone none of this is called.
+
+use super::{messages, Chat, ClientId, Event, Outbox, Presence};
+use crate::protocol::name_key;
+
+impl Chat {
+    /// Takes in an event that happened on node `node`: delivers what shows on screens to this
+    /// node's members and keeps the picture of remote users up to date. Nothing is published.
+    pub fn deliver_remote(&mut self, node: &str, event: &Event<'_>, out: &mut impl Outbox) {
+        match *event {
+            Event::Said { room, nick, text } => {
+                if let Some(room) = self.rooms.find(&name_key(room)) {
+                    let room = self.rooms.get(room);
+                    let line = messages::said(&mut self.line, &room.name, nick, text);
+                    out.send_to_all(&room.members, None, line);
+                }
+            }
+            Event::Acted { room, nick, text } => {
+                if let Some(room) = self.rooms.find(&name_key(room)) {
+                    let room = self.rooms.get(room);
+                    let line = messages::acted(&mut self.line, &room.name, nick, text);
+                    out.send_to_all(&room.members, None, line);
+                }
+            }
+            Event::Presence { room, nick, change } => {
+                match change {
+                    Presence::Joined => self.remote.joined(node, room, nick),
+                    Presence::Left | Presence::Disconnected => self.remote.left(node, room, nick),
+                    Presence::Renamed(old) => self.remote.renamed(node, old, nick),
+                }
+                if let Some(room) = self.rooms.find(&name_key(room)) {
+                    self.announce_to(out, room, None, nick, change);
+                }
+            }
+            Event::Private { from, to, text } => {
+                if let Some(target) = self.clients.holder(&name_key(to)) {
+                    out.send(target, messages::private(&mut self.line, from, text));
+                }
+            }
+            Event::NickClaimed { nick } => self.remote.online(node, nick),
+            Event::NickReleased { nick } => self.remote.offline(node, nick),
+            Event::Session { .. }
+            | Event::SessionDropped { .. }
+            | Event::SessionRestored { .. } => {}
+        }
+    }
+
+    /// This node's rooms with their members, for another node that needs the full picture.
+    pub fn local_roster(&self) -> Vec<(String, Vec<String>)> {
+        self.rooms
+            .iter()
+            .filter(|room| !room.members.is_empty())
+            .map(|room| {
+                let nicks = room
+                    .members
+                    .iter()
+                    .filter_map(|&m| self.clients.nick_of(m).map(|n| n.display.clone()))
+                    .collect();
+                (room.name.clone(), nicks)
+            })
+            .collect()
+    }
+
+    /// The nicks held by this node's connections.
+    pub fn local_nicks(&self) -> Vec<String> {
+        self.clients.nicks()
+    }
+
+    /// Replaces what is known of `node`'s users with its full roster.
+    pub fn replace_remote_roster(&mut self, node: &str, rooms: &[(String, Vec<String>)]) {
+        self.remote.replace_node(node, rooms);
+    }
+
+    /// Forgets the users of `node`, which stopped or lost contact, and tells their rooms here
+    /// that they are gone (their node could not say so itself).
+    pub fn forget_node(&mut self, node: &str, out: &mut impl Outbox) {
+        for (room_key, nick) in self.remote.forget_node(node) {
+            if let Some(room) = self.rooms.find(&room_key) {
+                self.announce_to(out, room, None, &nick, Presence::Disconnected);
+            }
+        }
+    }
+
+    /// This node lost contact with the cluster (`up == false`: every remote user is forgotten)
+    /// or has it back; every named client is told.
+    pub fn cluster_status(&mut self, up: bool, out: &mut impl Outbox) {
+        if !up {
+            self.remote.clear();
+        }
+        let named: Vec<ClientId> = self.clients.named();
+        out.send_to_all(&named, None, messages::cluster_status(&mut self.line, up));
+    }
+
+    /// Publishes every named client's rooms again (the cluster's store may have lost them).
+    pub fn republish_sessions(&self, out: &mut impl Outbox) {
+        for id in self.clients.ids() {
+            self.publish_session(id, out);
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! This node's rooms: their names, their local members, and `main`, which always exists.
+
+use std::collections::HashMap;
+
+use slab::Slab;
+
+use super::{ClientId, RoomId};
+use crate::protocol::name_key;
+
+/// The room every user starts in and falls back to.
+pub const MAIN_ROOM: &str = "main";
+
+/// One room with members on this node.
+#[derive(Debug)]
+pub(crate) struct Room {
+    /// The name as its creator spelled it.
+    pub(crate) name: String,
+    /// The name as compared ([`name_key`]).
+    pub(crate) key: String,
+    /// Local members, in no particular order.
+    pub(crate) members: Vec<ClientId>,
+}
+
+/// The rooms of this node, by id and by name.
+#[derive(Debug)]
+pub(crate) struct Rooms {
+    rooms: Slab<Room>,
+    by_key: HashMap<String, RoomId>,
+    main: RoomId,
+}
+
+impl Rooms {
+    /// Only `main`, empty.
+    pub(crate) fn new() -> Self {
+        let mut rooms = Slab::new();
+        let main = RoomId(rooms.insert(Room {
+            name: MAIN_ROOM.to_string(),
+            key: MAIN_ROOM.to_string(),
+            members: Vec::new(),
+        }));
+        let by_key = HashMap::from([(MAIN_ROOM.to_string(), main)]);
+        Self {
+            rooms,
+            by_key,
+            main,
+        }
+    }
+
+    /// The `main` room.
+    pub(crate) fn main(&self) -> RoomId {
+        self.main
+    }
+
+    /// Number of rooms, `main` included.
+    pub(crate) fn len(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// The room `id`. Ids come from this table and rooms with members are never removed, so
+    /// an id held by a member is always valid.
+    pub(crate) fn get(&self, id: RoomId) -> &Room {
+        &self.rooms[id.0]
+    }
+
+    /// The room's name as shown.
+    pub(crate) fn name(&self, id: RoomId) -> &str {
+        &self.get(id).name
+    }
+
+    /// The room whose key is `key`, if it exists here.
+    pub(crate) fn find(&self, key: &str) -> Option<RoomId> {
+        self.by_key.get(key).copied()
+    }
+
+    /// Every room.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Room> {
+        self.rooms.iter().map(|(_, room)| room)
+    }
+
+    /// The room named `name`, created with the spelling `spelling` if it does not exist.
+    pub(crate) fn get_or_create(&mut self, name: &str, spelling: Option<&str>) -> RoomId {
+        let key = name_key(name);
+        if let Some(room) = self.find(&key) {
+            return room;
+        }
+        let room = RoomId(self.rooms.insert(Room {
+            name: spelling.unwrap_or(name).to_string(),
+            key: key.clone(),
+            members: Vec::new(),
+        }));
+        self.by_key.insert(key, room);
+        room
+    }
+
+    /// Adds `client` to the members of `room`.
+    pub(crate) fn add_member(&mut self, room: RoomId, client: ClientId) {
+        self.rooms[room.0].members.push(client);
+    }
+
+    /// Removes `client` from the members of `room`.
+    pub(crate) fn remove_member(&mut self, room: RoomId, client: ClientId) {
+        let members = &mut self.rooms[room.0].members;
+        if let Some(position) = members.iter().position(|&m| m == client) {
+            members.swap_remove(position);
+        }
+    }
+
+    /// Forgets a room nobody is in any more (saved sessions keep rooms by name).
+    pub(crate) fn drop_if_empty(&mut self, room: RoomId) {
+        if room != self.main && self.rooms.get(room.0).is_some_and(|r| r.members.is_empty()) {
+            let removed = self.rooms.remove(room.0);
+            self.by_key.remove(&removed.key);
+        }
+    }
+
+    /// The names of `rooms`, joined with `, `.
+    pub(crate) fn list(&self, rooms: &[RoomId]) -> String {
+        rooms
+            .iter()
+            .map(|&r| self.name(r))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}

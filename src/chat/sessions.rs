@@ -1,0 +1,114 @@
+//! Saved sessions: what is kept of a departed user so that `/nick` can restore it.
+//!
+//! [`SavedSessions`] owns the one rule that matters here: every saved session has exactly one
+//! entry in the expiry order and every entry there names a saved session. Saving, restoring,
+//! evicting (past the cap) and expiring (past the TTL) all go through [`SavedSessions::insert`]
+//! and [`SavedSessions::remove`], so the two never drift apart.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use super::SavedRooms;
+
+/// One saved session.
+#[derive(Debug)]
+struct Saved {
+    rooms: SavedRooms,
+    /// Its place in the expiry order.
+    seq: u64,
+    saved_at: Instant,
+}
+
+/// Saved sessions by nick key, with a TTL and a cap on their number.
+#[derive(Debug)]
+pub(crate) struct SavedSessions {
+    by_key: HashMap<String, Saved>,
+    /// Saved sessions by age: the TTL is the same for all, so the oldest expires first.
+    expiry: BTreeMap<u64, String>,
+    next_seq: u64,
+    ttl: Duration,
+    cap: usize,
+}
+
+impl SavedSessions {
+    /// Sessions that last `ttl`, at most `cap` of them.
+    pub(crate) fn new(ttl: Duration, cap: usize) -> Self {
+        Self {
+            by_key: HashMap::new(),
+            expiry: BTreeMap::new(),
+            next_seq: 0,
+            ttl,
+            cap,
+        }
+    }
+
+    /// Number of saved sessions (some may have expired since the last [`Self::expire`]).
+    pub(crate) fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    /// Saves `rooms` for nick `key` (replacing what was saved for it); past the cap the oldest
+    /// sessions are forgotten.
+    pub(crate) fn save(&mut self, key: String, rooms: SavedRooms, now: Instant) {
+        self.remove(&key);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.expiry.insert(seq, key.clone());
+        let saved = Saved {
+            rooms,
+            seq,
+            saved_at: now,
+        };
+        self.by_key.insert(key, saved);
+        while self.by_key.len() > self.cap && self.drop_oldest() {}
+    }
+
+    /// Whether nick `key` has an unexpired saved session.
+    pub(crate) fn contains(&self, key: &str, now: Instant) -> bool {
+        self.by_key
+            .get(key)
+            .is_some_and(|s| now.duration_since(s.saved_at) < self.ttl)
+    }
+
+    /// Removes and returns the unexpired saved session of nick `key`.
+    pub(crate) fn take(&mut self, key: &str, now: Instant) -> Option<SavedRooms> {
+        if !self.contains(key, now) {
+            return None;
+        }
+        self.remove(key)
+    }
+
+    /// Drops the sessions older than the TTL. Cheap when nothing expires.
+    pub(crate) fn expire(&mut self, now: Instant) {
+        while let Some((_, key)) = self.expiry.first_key_value() {
+            if self.contains(key, now) {
+                return;
+            }
+            self.drop_oldest();
+        }
+    }
+
+    /// Forgets the oldest session; false if there is none.
+    fn drop_oldest(&mut self) -> bool {
+        match self.expiry.pop_first() {
+            Some((_, key)) => {
+                self.by_key.remove(&key);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes the session of `key` and its expiry entry together.
+    fn remove(&mut self, key: &str) -> Option<SavedRooms> {
+        let saved = self.by_key.remove(key)?;
+        self.expiry.remove(&saved.seq);
+        Some(saved.rooms)
+    }
+
+    /// The size of the expiry index (for tests of the invariant).
+    #[cfg(test)]
+    pub(crate) fn expiry_len(&self) -> usize {
+        self.expiry.len()
+    }
+}

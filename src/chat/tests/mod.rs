@@ -1,0 +1,100 @@
+//! Unit tests of the chat logic through a recording outbox, one file a concept; this file
+//! holds the recorder and the harness they share.
+
+mod cluster;
+mod messages;
+mod rooms;
+mod sessions;
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use super::*;
+
+/// The client id of index `index`, short for the tests.
+fn id(index: usize) -> ClientId {
+    ClientId::new(index)
+}
+
+/// Records every line per client, closes and published events.
+#[derive(Default)]
+struct Recorder {
+    lines: HashMap<usize, Vec<String>>,
+    closed: Vec<usize>,
+    events: Vec<String>,
+}
+
+impl Outbox for Recorder {
+    fn send(&mut self, to: ClientId, line: &[u8]) {
+        let text = std::str::from_utf8(line).expect("server lines are UTF-8");
+        let text = text
+            .strip_suffix("\r\n")
+            .expect("server lines end with CRLF");
+        self.lines
+            .entry(to.index())
+            .or_default()
+            .push(text.to_string());
+    }
+    fn close(&mut self, to: ClientId) {
+        self.closed.push(to.index());
+    }
+    fn publish(&mut self, event: &Event<'_>) {
+        self.events.push(format!("{event:?}"));
+    }
+}
+
+impl Recorder {
+    /// Takes the lines client `id` received so far.
+    fn take(&mut self, id: usize) -> Vec<String> {
+        self.lines.remove(&id).unwrap_or_default()
+    }
+}
+
+struct Harness {
+    chat: Chat,
+    out: Recorder,
+    now: Instant,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self::with(ChatConfig::default())
+    }
+
+    fn with(config: ChatConfig) -> Self {
+        Self {
+            chat: Chat::new(config),
+            out: Recorder::default(),
+            now: Instant::now(),
+        }
+    }
+
+    /// Connects `id` and discards the greeting.
+    fn connect(&mut self, id: usize) {
+        self.chat.connect(ClientId::new(id), &mut self.out);
+        self.out.take(id);
+    }
+
+    /// Connects `id` as `nick` and discards what it received.
+    fn login(&mut self, id: usize, nick: &str) {
+        self.connect(id);
+        self.line(id, &format!("/nick {nick}"));
+        self.out.take(id);
+    }
+
+    fn line(&mut self, id: usize, line: &str) {
+        self.chat
+            .handle_line(ClientId::new(id), line, self.now, &mut self.out);
+    }
+
+    /// Sends `line` as `id` and returns what `id` got back.
+    fn ask(&mut self, id: usize, line: &str) -> Vec<String> {
+        self.line(id, line);
+        self.out.take(id)
+    }
+
+    fn drop_client(&mut self, id: usize) {
+        self.chat
+            .disconnect(ClientId::new(id), self.now, &mut self.out);
+    }
+}

@@ -1,0 +1,94 @@
+//! One decoded line to one [`Command`]: the commands, their aliases and their usage lines.
+
+/// One parsed client line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command<'a> {
+    /// `/nick NAME`
+    Nick(&'a str),
+    /// `/join ROOM`
+    Join(&'a str),
+    /// `/leave ROOM`
+    Leave(&'a str),
+    /// `/rooms`
+    Rooms,
+    /// `/who [ROOM]`
+    Who(Option<&'a str>),
+    /// `/msg NICK TEXT`
+    Msg(&'a str, &'a str),
+    /// `/me TEXT`
+    Me(&'a str),
+    /// `/help`
+    Help,
+    /// `/quit`
+    Quit,
+    /// A plain line for the active room (a leading `//` already unescaped to `/`).
+    Say(&'a str),
+    /// A blank line, ignored.
+    Empty,
+}
+
+/// Why a line could not be parsed as a command (`chat::messages` words it for the user).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    /// `/something` that is not a command.
+    Unknown(String),
+    /// A command without a required argument; holds the usage line.
+    Usage(&'static str),
+}
+
+impl<'a> Command<'a> {
+    /// Parses one line (already free of control characters).
+    pub fn parse(line: &'a str) -> Result<Command<'a>, ParseError> {
+        let Some(rest) = line.strip_prefix('/') else {
+            return Ok(if line.trim().is_empty() {
+                Command::Empty
+            } else {
+                Command::Say(line)
+            });
+        };
+        if rest.starts_with('/') {
+            return Ok(Command::Say(rest));
+        }
+        let (name, args) = split_word(rest);
+        let name_lower = name.to_ascii_lowercase();
+        match name_lower.as_str() {
+            "nick" => one_word(args, "/nick NAME").map(Command::Nick),
+            "join" => one_word(args, "/join ROOM").map(Command::Join),
+            "leave" | "part" => one_word(args, "/leave ROOM").map(Command::Leave),
+            "rooms" | "list" => Ok(Command::Rooms),
+            "who" | "names" => Ok(Command::Who(non_empty(args.trim()))),
+            "msg" | "pm" => {
+                let (nick, text) = split_word(args);
+                match (non_empty(nick), non_empty(text.trim())) {
+                    (Some(nick), Some(_)) => Ok(Command::Msg(nick, text)),
+                    _ => Err(ParseError::Usage("/msg NICK TEXT")),
+                }
+            }
+            "me" => non_empty(args.trim())
+                .map(|_| Command::Me(args))
+                .ok_or(ParseError::Usage("/me TEXT")),
+            "help" => Ok(Command::Help),
+            "quit" | "exit" => Ok(Command::Quit),
+            _ => Err(ParseError::Unknown(name.to_string())),
+        }
+    }
+}
+
+/// Splits off the first space-separated word; the rest keeps its inner spacing.
+fn split_word(text: &str) -> (&str, &str) {
+    let text = text.trim_start_matches(' ');
+    match text.find(' ') {
+        Some(at) => (&text[..at], text[at + 1..].trim_start_matches(' ')),
+        None => (text, ""),
+    }
+}
+
+/// The whole (trimmed) argument, which must be present. Extra words are kept so that name
+/// validation can name the offending value in full (`invalid nick "a b"`).
+fn one_word<'a>(args: &'a str, usage: &'static str) -> Result<&'a str, ParseError> {
+    non_empty(args.trim()).ok_or(ParseError::Usage(usage))
+}
+
+fn non_empty(text: &str) -> Option<&str> {
+    (!text.is_empty()).then_some(text)
+}

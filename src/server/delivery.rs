@@ -1,0 +1,272 @@
+//! Delivery: the chat's [`Outbox`] on top of the connections.
+//!
+//! A line the chat hands over is stored once in this turn's [`TurnOutput`]; each connection it
+//! is for notes a [`Span`] of it and goes on the list of connections to write. At the end of the
+//! turn [`Delivery::flush`] gives every such connection one `write()`. A connection whose output
+//! would pass `--sendq` is written at once and, if that does not make room, doomed as a slow
+//! reader (the way Redis treats client output buffer limits): nobody else ever waits for it.
+//!
+//! In cluster mode the events the chat publishes and the nick claims it asks for go to Redis
+//! through the same outbox.
+
+use std::collections::VecDeque;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use log::debug;
+use slab::Slab;
+
+use super::connection::{Connection, Flushed, State};
+use super::output::{BufferPool, Span, TurnOutput};
+use crate::chat::{ClientId, Event, Outbox};
+use crate::cluster::Cluster;
+
+/// How long a connection that said goodbye (`/quit`, end of input) waits for its peer to take
+/// its last lines before it is closed anyway.
+const CLOSE_GRACE: Duration = Duration::from_secs(10);
+
+/// Why a connection is being dropped; only used for logging.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum DropReason {
+    /// The peer closed the connection.
+    Eof,
+    /// Reading or writing failed.
+    Error(ErrorKind),
+    /// Its output passed `--sendq`: it does not read.
+    SlowConsumer,
+}
+
+/// The connections and everything the output of one loop turn needs.
+pub(crate) struct Delivery {
+    /// Every client connection, by the slab key that is its [`ClientId`].
+    pub(crate) connections: Slab<Connection>,
+    /// Connections with output queued this turn.
+    dirty: Vec<ClientId>,
+    /// Connections to drop at the end of this turn.
+    pub(crate) doomed: Vec<(ClientId, DropReason)>,
+    /// Output buffers of connections that have nothing to send.
+    pool: BufferPool,
+    /// Bytes queued for clients this turn.
+    queued: usize,
+    /// This turn's lines, each stored once; connections hold spans of it until the flush.
+    turn: TurnOutput,
+    /// Where a connection's lines of the turn are gathered for its write.
+    scratch: Vec<u8>,
+    /// Connections saying goodbye, oldest first, with the time by which they are closed even
+    /// if the peer never takes its last lines (and the peer, since slab keys are reused).
+    closing: VecDeque<(Instant, ClientId, SocketAddr)>,
+    /// The per-connection output limit in bytes.
+    sendq: usize,
+    /// Cluster mode's link to Redis; `None` standalone.
+    pub(crate) cluster: Option<Cluster>,
+}
+
+impl Delivery {
+    /// No connections yet; `sendq` bytes of output at most per connection.
+    pub(crate) fn new(sendq: usize, cluster: Option<Cluster>) -> Self {
+        Self {
+            connections: Slab::new(),
+            dirty: Vec::new(),
+            doomed: Vec::new(),
+            pool: BufferPool::default(),
+            queued: 0,
+            turn: TurnOutput::default(),
+            scratch: Vec::new(),
+            closing: VecDeque::new(),
+            sendq,
+            cluster,
+        }
+    }
+
+    /// The connection of `id`, if it exists.
+    pub(crate) fn get_mut(&mut self, id: ClientId) -> Option<&mut Connection> {
+        self.connections.get_mut(id.index())
+    }
+
+    /// Whether `id` still reads and writes normally.
+    pub(crate) fn is_open(&self, id: ClientId) -> bool {
+        self.connections
+            .get(id.index())
+            .is_some_and(|c| c.state == State::Open)
+    }
+
+    /// Bytes queued for clients in this turn so far.
+    pub(crate) fn queued(&self) -> usize {
+        self.queued
+    }
+
+    /// The per-connection output limit in bytes.
+    pub(crate) fn sendq(&self) -> usize {
+        self.sendq
+    }
+
+    /// Puts `id` on the list of connections to write this turn.
+    pub(crate) fn mark_dirty(&mut self, id: ClientId) {
+        if let Some(conn) = self.connections.get_mut(id.index()) {
+            add_to_dirty(conn, id, &mut self.dirty);
+        }
+    }
+
+    /// Drops `id` at the end of this turn, without writing what it still has queued.
+    pub(crate) fn doom(&mut self, id: ClientId, reason: DropReason) {
+        if let Some(conn) = self.connections.get_mut(id.index()) {
+            if conn.state != State::Doomed {
+                conn.state = State::Doomed;
+                self.doomed.push((id, reason));
+            }
+        }
+    }
+
+    /// The earliest time by which a connection saying goodbye is closed anyway.
+    pub(crate) fn next_close_deadline(&self) -> Option<Instant> {
+        self.closing.front().map(|&(until, _, _)| until)
+    }
+
+    /// The next connection still saying goodbye past its deadline (its peer never took its
+    /// last lines), for the loop to close.
+    pub(crate) fn next_overdue_goodbye(&mut self, now: Instant) -> Option<ClientId> {
+        while let Some(&(until, id, peer)) = self.closing.front() {
+            if until > now {
+                return None;
+            }
+            self.closing.pop_front();
+            let overdue = self
+                .connections
+                .get(id.index())
+                .is_some_and(|c| c.state == State::Closing && c.peer == peer);
+            if overdue {
+                debug!(
+                    "client {} ({peer}) did not take its last lines; closing",
+                    id.index()
+                );
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// One write per connection that has output: `first` (the connections read this turn)
+    /// before the rest. Connections that finished saying goodbye are added to `finished`, for
+    /// the loop to close. Returns whether anything was written.
+    ///
+    /// The connections read this turn go first: a client that sent lines and waits for their
+    /// echo before sending more (a closed loop) gets it early and its next lines arrive while
+    /// the rest are written, so the next turn carries a bigger batch and every connection's
+    /// single write carries more lines.
+    pub(crate) fn flush(&mut self, first: &[ClientId], finished: &mut Vec<ClientId>) -> bool {
+        self.queued = 0;
+        let dirty = std::mem::take(&mut self.dirty);
+        let wrote = !dirty.is_empty();
+        for &id in first.iter().chain(&dirty) {
+            let Some(conn) = self.connections.get_mut(id.index()) else {
+                continue;
+            };
+            if !conn.dirty {
+                continue;
+            }
+            conn.dirty = false;
+            if conn.state == State::Doomed {
+                continue;
+            }
+            match conn.flush(&self.turn, &mut self.scratch, &mut self.pool) {
+                Ok(Flushed::All) if conn.state == State::Closing => finished.push(id),
+                Ok(_) => {}
+                Err(e) => self.doom(id, DropReason::Error(e.kind())),
+            }
+        }
+        // Every connection has taken its lines of the turn (doomed ones are dropped unread).
+        self.turn.clear();
+        // Keep the list's allocation for the next turn.
+        let mut dirty = dirty;
+        dirty.clear();
+        if self.dirty.is_empty() {
+            self.dirty = dirty;
+        }
+        wrote
+    }
+
+    /// Gives the memory of the output path back (between turns only: while a turn runs,
+    /// connections hold spans of its output).
+    pub(crate) fn release_memory(&mut self) {
+        self.pool.release();
+        self.turn = TurnOutput::default();
+        self.scratch = Vec::new();
+    }
+
+    /// Queues the line at `span` of the turn for `to`, if it is open.
+    fn queue(&mut self, to: ClientId, span: Span) {
+        let Some(conn) = self.connections.get_mut(to.index()) else {
+            return;
+        };
+        if conn.state != State::Open {
+            return;
+        }
+        if !conn.queue(span, self.sendq, &mut self.pool) {
+            // A burst into a big room can fill the buffer of a client that reads fine within
+            // one turn: give the socket what it takes now before calling the client slow.
+            let reason = match conn.flush(&self.turn, &mut self.scratch, &mut self.pool) {
+                Ok(_) if conn.queue(span, self.sendq, &mut self.pool) => None,
+                Ok(_) => Some(DropReason::SlowConsumer),
+                Err(e) => Some(DropReason::Error(e.kind())),
+            };
+            if let Some(reason) = reason {
+                conn.state = State::Doomed;
+                conn.discard_output(&mut self.pool);
+                self.doomed.push((to, reason));
+                return;
+            }
+        }
+        self.queued += span.len();
+        add_to_dirty(conn, to, &mut self.dirty);
+    }
+}
+
+impl Outbox for Delivery {
+    fn send(&mut self, to: ClientId, line: &[u8]) {
+        // Stored before `queue` looks the connection up: a line for a connection that is gone
+        // only costs its bytes in this turn's buffer.
+        let span = self.turn.store_direct(line);
+        self.queue(to, span);
+    }
+
+    fn send_to_all(&mut self, members: &[ClientId], except: Option<ClientId>, line: &[u8]) {
+        let span = self.turn.store_shared(line);
+        for &member in members {
+            if Some(member) != except {
+                self.queue(member, span);
+            }
+        }
+    }
+
+    fn close(&mut self, to: ClientId) {
+        if let Some(conn) = self.connections.get_mut(to.index()) {
+            if conn.state == State::Open {
+                conn.state = State::Closing;
+                add_to_dirty(conn, to, &mut self.dirty);
+                self.closing
+                    .push_back((Instant::now() + CLOSE_GRACE, to, conn.peer));
+            }
+        }
+    }
+
+    fn publish(&mut self, event: &Event<'_>) {
+        if let Some(cluster) = self.cluster.as_mut() {
+            cluster.publish(event);
+        }
+    }
+
+    fn claim_nick(&mut self, client: ClientId, nick: &str, rename: bool) {
+        if let Some(cluster) = self.cluster.as_mut() {
+            cluster.claim(client, nick, rename);
+        }
+    }
+}
+
+/// Puts `conn` (whose id is `id`) on the `dirty` list once.
+fn add_to_dirty(conn: &mut Connection, id: ClientId, dirty: &mut Vec<ClientId>) {
+    if !conn.dirty {
+        conn.dirty = true;
+        dirty.push(id);
+    }
+}

@@ -1,0 +1,299 @@
+//! The poll loop: one thread, one `mio::Poll`, every connection in a slab.
+//!
+//! The loop only moves bytes and events: it accepts sockets, reads until `WouldBlock`, feeds
+//! decoded lines to [`Chat`], and writes each connection's queued output once per turn. All chat
+//! decisions live in [`crate::chat`]. A turn is:
+//!
+//! 1. wait for readiness (or the next timer);
+//! 2. accept new clients (`accept`), read ready clients once each (`input`: at most
+//!    `READ_BUDGET` bytes and `LINES_PER_TURN` lines, so one flooder cannot starve the rest;
+//!    the remainder is read next turn);
+//! 3. take in what the cluster's Redis threads reported (`cluster_news`);
+//! 4. reap connections that died during the turn, telling the chat so it saves their sessions,
+//!    and write every connection that got output, one `write()` each (`delivery`, `closing`);
+//! 5. after a quiet second, give the output path's memory back.
+//!
+//! Idle connections cost nothing per turn: only connections with events or output are touched.
+
+mod accept;
+mod closing;
+mod cluster_news;
+mod connection;
+mod delivery;
+mod input;
+mod output;
+
+use std::io::{self, ErrorKind};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use log::{info, warn};
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::chat::{Chat, ClientId};
+use crate::cluster::Cluster;
+use crate::config::Config;
+use accept::Admission;
+use delivery::Delivery;
+
+pub use closing::ShutdownHandle;
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX - 2);
+const SIGNALS: Token = Token(usize::MAX - 3);
+
+/// The most lines of one connection handled in one turn: a line can become output for every
+/// member of a room, so this bounds the output one client causes before everybody's buffers
+/// are written (a flood of short lines would otherwise fill readers' buffers within one turn).
+const LINES_PER_TURN: usize = 128;
+/// The most bytes read from one connection in one turn before others get their turn.
+const READ_BUDGET: usize = 256 * 1024;
+/// Size of the one read buffer shared by all connections.
+const READ_BUFFER: usize = 64 * 1024;
+/// How often saved sessions are checked for expiry.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+/// How long a cluster node waits at start to be subscribed before it accepts clients.
+const CLUSTER_START_WAIT: Duration = Duration::from_secs(3);
+/// After this long without output the pooled buffers are freed and the heap is trimmed.
+const QUIET_RELEASE: Duration = Duration::from_secs(1);
+
+/// The chat server: a listener, its connections and the chat state, driven by one poll loop.
+pub struct Server {
+    poll: Poll,
+    local_addr: SocketAddr,
+    waker: Arc<Waker>,
+    stop: Arc<AtomicBool>,
+    signals: Option<signal_hook_mio::v1_0::Signals>,
+    /// The chat logic, free of I/O.
+    chat: Chat,
+    /// The connections, and the chat's outbox on top of them.
+    delivery: Delivery,
+    /// The listener, and who may come in.
+    admission: Admission,
+    read_buf: Vec<u8>,
+    /// Connections that used up a per-turn budget and still have input waiting.
+    unfinished_reads: Vec<ClientId>,
+    next_housekeeping: Instant,
+    /// Connections read this turn: their output (the echo a closed-loop client waits for) is
+    /// written first.
+    readers: Vec<ClientId>,
+    /// Connections that finished saying goodbye in this turn's flush, to close.
+    finished: Vec<ClientId>,
+    /// When to free pooled buffers and trim the heap, if the server stays quiet until then.
+    release_at: Option<Instant>,
+    /// Loop turns so far; a connection is read at most once per turn.
+    turns: u64,
+    max_line: usize,
+}
+
+impl Server {
+    /// Binds the listener (SO_REUSEADDR, large backlog) and prepares the loop.
+    pub fn bind(config: &Config) -> io::Result<Server> {
+        let poll = Poll::new()?;
+        let mut listener = accept::bind_listener(config.listen)?;
+        let local_addr = listener.local_addr()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let cluster = match &config.redis {
+            Some(url) => Some(join_cluster(config, url, &waker)?),
+            None => None,
+        };
+        Ok(Server {
+            poll,
+            local_addr,
+            waker,
+            stop: Arc::new(AtomicBool::new(false)),
+            signals: None,
+            chat: Chat::new(config.chat()),
+            delivery: Delivery::new(config.sendq as usize, cluster),
+            admission: Admission::new(listener, config.connection_limit()),
+            read_buf: vec![0; READ_BUFFER],
+            unfinished_reads: Vec::new(),
+            next_housekeeping: Instant::now() + HOUSEKEEPING,
+            readers: Vec::new(),
+            finished: Vec::new(),
+            release_at: None,
+            turns: 0,
+            max_line: config.max_line as usize,
+        })
+    }
+
+    /// The address the listener is bound to (useful after binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle that stops this server from another thread.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle::new(Arc::clone(&self.waker), Arc::clone(&self.stop))
+    }
+
+    /// Makes SIGINT and SIGTERM start a graceful shutdown.
+    pub fn handle_signals(&mut self) -> io::Result<()> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let mut signals = signal_hook_mio::v1_0::Signals::new([SIGINT, SIGTERM])?;
+        self.poll
+            .registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        self.signals = Some(signals);
+        Ok(())
+    }
+
+    /// Runs the loop until a shutdown is requested, then says goodbye to every client.
+    pub fn run(mut self) -> io::Result<()> {
+        info!(
+            "listening on {} (max {} connections)",
+            self.local_addr,
+            self.admission.max_connections()
+        );
+        let mut events = Events::with_capacity(1024);
+        while !self.stop.load(Ordering::SeqCst) {
+            if let Err(e) = self.poll.poll(&mut events, self.poll_timeout()) {
+                if e.kind() == ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            let now = Instant::now();
+            self.turns += 1;
+            for id in std::mem::take(&mut self.unfinished_reads) {
+                self.read_from(id, now);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept_clients(now),
+                    WAKER => {}
+                    SIGNALS => self.take_signals(),
+                    Token(index) => {
+                        let id = ClientId::new(index);
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.read_from(id, now);
+                        }
+                        if event.is_writable() {
+                            self.write_when_ready(id);
+                        }
+                    }
+                }
+            }
+            self.housekeeping(now);
+            self.take_cluster_news(now);
+            self.reap_and_flush(now);
+            self.release_idle_memory(now);
+        }
+        self.shut_down();
+        Ok(())
+    }
+
+    /// The socket of `id` takes output again: write what it still owes.
+    fn write_when_ready(&mut self, id: ClientId) {
+        if self.delivery.get_mut(id).is_some_and(|c| c.pending() > 0) {
+            self.delivery.mark_dirty(id);
+        }
+    }
+
+    /// Sleeps until the next timer; not at all while input is left over from the last turn.
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.unfinished_reads.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let housekeeping = (self.chat.saved_count() > 0).then_some(self.next_housekeeping);
+        let cluster_tick = self.delivery.cluster.as_ref().map(Cluster::next_tick);
+        let deadline = [
+            housekeeping,
+            self.admission.paused_until(),
+            self.delivery.next_close_deadline(),
+            self.release_at,
+            cluster_tick,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let now = Instant::now();
+        deadline.map(|d| d.saturating_duration_since(now))
+    }
+
+    fn take_signals(&mut self) {
+        if let Some(signals) = self.signals.as_mut() {
+            for signal in signals.pending() {
+                info!("received signal {signal}, shutting down");
+                self.stop.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// The timers: accepting again after a pause, goodbyes overdue, saved sessions expired.
+    fn housekeeping(&mut self, now: Instant) {
+        if self.admission.pause_over(now) {
+            self.accept_clients(now);
+        }
+        while let Some(id) = self.delivery.next_overdue_goodbye(now) {
+            self.close(id);
+        }
+        if now >= self.next_housekeeping {
+            self.next_housekeeping = now + HOUSEKEEPING;
+            self.chat.expire_sessions(now);
+        }
+    }
+
+    /// After a quiet spell, gives the memory of the output path back. Only between turns: while
+    /// a turn runs, connections hold spans of its output.
+    fn release_idle_memory(&mut self, now: Instant) {
+        if self.release_at.is_some_and(|at| now >= at) {
+            self.release_at = None;
+            self.delivery.release_memory();
+            trim_heap();
+        }
+    }
+
+    /// Reaps dead connections and writes output until nothing is left to do this turn (a
+    /// failed write dooms a connection, whose departure is output for others).
+    fn reap_and_flush(&mut self, now: Instant) {
+        loop {
+            self.reap(now);
+            self.flush_output(now);
+            if self.delivery.doomed.is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// One write per connection with output, readers first; closes the ones whose goodbye is
+    /// written.
+    fn flush_output(&mut self, now: Instant) {
+        let mut readers = std::mem::take(&mut self.readers);
+        if self.delivery.flush(&readers, &mut self.finished) {
+            self.release_at = Some(now + QUIET_RELEASE);
+        }
+        readers.clear();
+        self.readers = readers;
+        while let Some(id) = self.finished.pop() {
+            self.close(id);
+        }
+    }
+}
+
+/// Starts cluster mode on Redis at `url` and waits (briefly) to be subscribed.
+fn join_cluster(config: &Config, url: &str, waker: &Arc<Waker>) -> io::Result<Cluster> {
+    let node = config.node_name();
+    let ttl = Duration::from_secs(config.session_ttl);
+    let mut cluster = Cluster::start(url, node, ttl, Arc::clone(waker))
+        .map_err(|e| io::Error::new(ErrorKind::InvalidInput, e))?;
+    if !cluster.wait_until_subscribed(CLUSTER_START_WAIT) {
+        warn!("cluster: no Redis at {url} yet; serving local clients, retrying");
+    }
+    info!("cluster mode: node {} on {url}", cluster.node());
+    Ok(cluster)
+}
+
+/// Gives the heap's free pages back to the system after a burst (glibc keeps them otherwise,
+/// and a burst of big output buffers would stay in the RSS for good).
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own heap; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
