@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Parser;
 use log::LevelFilter;
 
-use crate::chat::ChatConfig;
+use crate::chat::{ChatConfig, HistoryLimits};
 
 /// Default of `--listen`.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:5555";
@@ -98,6 +98,34 @@ pub struct Config {
     )]
     pub announce_limit: usize,
 
+    /// Messages each room keeps for replay to returning users and `/history`; 0 keeps none.
+    #[arg(
+        long,
+        env = "CHAT_HISTORY",
+        default_value_t = ChatConfig::DEFAULT_HISTORY,
+        value_name = "N"
+    )]
+    pub history: usize,
+
+    /// Bytes of history kept in all rooms together; past it the oldest messages go first.
+    #[arg(
+        long,
+        env = "CHAT_HISTORY_BYTES",
+        default_value_t = ChatConfig::DEFAULT_HISTORY_BYTES,
+        value_name = "BYTES"
+    )]
+    pub history_bytes: usize,
+
+    /// Days a message is kept in history.
+    #[arg(
+        long,
+        env = "CHAT_HISTORY_DAYS",
+        default_value_t = ChatConfig::DEFAULT_HISTORY_DAYS,
+        value_name = "DAYS",
+        value_parser = clap::value_parser!(u64).range(1..=36_500)
+    )]
+    pub history_days: u64,
+
     /// Cluster mode: share rooms, nicks and sessions with other nodes through this Redis server
     /// (e.g. redis://127.0.0.1:6379/). Without it the server runs standalone.
     #[arg(long, env = "CHAT_REDIS", value_name = "URL")]
@@ -122,6 +150,9 @@ impl Config {
             max_saved_sessions: ChatConfig::DEFAULT_MAX_SAVED_SESSIONS,
             max_rooms_per_user: ChatConfig::DEFAULT_MAX_ROOMS_PER_USER,
             announce_limit: ChatConfig::DEFAULT_ANNOUNCE_LIMIT,
+            history: ChatConfig::DEFAULT_HISTORY,
+            history_bytes: ChatConfig::DEFAULT_HISTORY_BYTES,
+            history_days: ChatConfig::DEFAULT_HISTORY_DAYS,
             redis: None,
             node: None,
         }
@@ -135,6 +166,11 @@ impl Config {
             max_line: self.max_line as usize,
             max_rooms_per_user: self.max_rooms_per_user as usize,
             announce_limit: self.announce_limit,
+            history: HistoryLimits {
+                per_room: self.history,
+                max_bytes: self.history_bytes,
+                max_age_ms: self.history_days.saturating_mul(86_400_000),
+            },
             shared_registry: self.redis.is_some(),
         }
     }

@@ -83,6 +83,28 @@ class RoomAction(ServerLine):
 
 
 @dataclass(frozen=True)
+class ReplayedMessage(ServerLine):
+    """`[ROOM TIME] NICK: TEXT` or `[ROOM TIME] * NICK TEXT`: a message from the room's history,
+    replayed to us after a return or for `/history`. TIME is `HH:MM` or `YYYY-MM-DD HH:MM` (UTC)
+    when it was posted; `action` is True for a `/me`."""
+
+    room: str
+    time: str
+    nick: str
+    text: str
+    action: bool
+
+
+@dataclass(frozen=True)
+class ReplayedPrivate(ServerLine):
+    """`(PM TIME) NICK: TEXT`: a private message kept for us while we were away."""
+
+    time: str
+    nick: str
+    text: str
+
+
+@dataclass(frozen=True)
 class OwnMessage(ServerLine):
     """`You: TEXT`: the echo of our own message (or `/me`, then TEXT is `* NICK ...`).
 
@@ -187,7 +209,20 @@ class UnknownLine(ServerLine):
 
 
 _NAME = r"[^\s\[\]():,]+"
+_TIME = r"(?:\d{4}-\d{2}-\d{2} )?\d{2}:\d{2}"
 _PATTERNS: list[tuple[re.Pattern[str], Callable[[str, re.Match[str]], ServerLine]]] = [
+    (
+        re.compile(rf"^\[({_NAME}) ({_TIME})\] \* ({_NAME}) ?(.*)$"),
+        lambda raw, m: ReplayedMessage(raw, m[1], m[2], m[3], m[4], True),
+    ),
+    (
+        re.compile(rf"^\[({_NAME}) ({_TIME})\] ({_NAME}): (.*)$"),
+        lambda raw, m: ReplayedMessage(raw, m[1], m[2], m[3], m[4], False),
+    ),
+    (
+        re.compile(rf"^\(PM ({_TIME})\) ({_NAME}): (.*)$"),
+        lambda raw, m: ReplayedPrivate(raw, m[1], m[2], m[3]),
+    ),
     (
         re.compile(rf"^\[({_NAME})\] \* ({_NAME}) ?(.*)$"),
         lambda raw, m: RoomAction(raw, m[1], m[2], m[3]),

@@ -17,6 +17,8 @@ pub struct ChatConfig {
     /// departures and renames are not announced in them, since in a big room they would drown
     /// the conversation and cost every member a line per arrival. `/who` still lists everyone.
     pub announce_limit: usize,
+    /// The bounds of room history (see [`super::HistoryLimits`]).
+    pub history: super::HistoryLimits,
     /// Nick claims are decided by a cluster (through [`super::Outbox::claim_nick`]), and every
     /// change of a user's rooms is published as [`super::Event::Session`].
     pub shared_registry: bool,
@@ -33,6 +35,12 @@ impl ChatConfig {
     pub const DEFAULT_MAX_ROOMS_PER_USER: u32 = 100;
     /// Default of [`ChatConfig::announce_limit`], in members.
     pub const DEFAULT_ANNOUNCE_LIMIT: usize = 100;
+    /// Default of the messages kept per room.
+    pub const DEFAULT_HISTORY: usize = 200;
+    /// Default of the bytes of history kept in all rooms: 64 MiB.
+    pub const DEFAULT_HISTORY_BYTES: usize = 64 << 20;
+    /// Default of the days a message is kept.
+    pub const DEFAULT_HISTORY_DAYS: u64 = 30;
 }
 
 impl Default for ChatConfig {
@@ -43,6 +51,11 @@ impl Default for ChatConfig {
             max_line: Self::DEFAULT_MAX_LINE as usize,
             max_rooms_per_user: Self::DEFAULT_MAX_ROOMS_PER_USER as usize,
             announce_limit: Self::DEFAULT_ANNOUNCE_LIMIT,
+            history: super::HistoryLimits {
+                per_room: Self::DEFAULT_HISTORY,
+                max_bytes: Self::DEFAULT_HISTORY_BYTES,
+                max_age_ms: Self::DEFAULT_HISTORY_DAYS * 86_400_000,
+            },
             shared_registry: false,
         }
     }

@@ -100,10 +100,15 @@ pub enum ClaimOutcome {
 }
 
 /// A departed user's rooms, as kept for restoration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SavedRooms {
     /// The rooms, in join order.
     pub rooms: Vec<String>,
     /// The active room.
     pub active: String,
+    /// For each of `rooms`, how many messages had been posted in it when the user left: what
+    /// came after is replayed on return. Empty when unknown (then nothing is replayed).
+    pub marks: Vec<u64>,
+    /// When the user left, in milliseconds since the Unix epoch (UTC).
+    pub left_at_ms: u64,
 }

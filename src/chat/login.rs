@@ -61,7 +61,7 @@ impl Chat {
                 // Any session saved here is void once the nick is taken, whichever is restored.
                 let local = self.sessions.take(&key, now);
                 let restored = saved.or(local);
-                self.log_in(id, nick, key, restored, out);
+                self.log_in(id, nick, key, restored, now, out);
             }
             ClaimOutcome::InUse => out.send(id, messages::nick_in_use(&mut self.line, nick)),
             ClaimOutcome::Saved => out.send(id, messages::nick_saved(&mut self.line, nick)),
@@ -81,12 +81,14 @@ impl Chat {
         name: &str,
         key: String,
         restored: Option<SavedRooms>,
+        now: Instant,
         out: &mut impl Outbox,
     ) {
         let is_restore = restored.is_some();
         let saved = restored.unwrap_or_else(|| SavedRooms {
             rooms: vec![super::MAIN_ROOM.to_string()],
             active: super::MAIN_ROOM.to_string(),
+            ..SavedRooms::default()
         });
         let mut rooms = Vec::with_capacity(saved.rooms.len());
         for room_name in saved.rooms.iter().take(self.config.max_rooms_per_user) {
@@ -103,7 +105,13 @@ impl Chat {
             .filter(|room| rooms.contains(room))
             .unwrap_or(self.rooms.main());
         let display = name.to_string();
-        self.clients.set_nick(id, Nick { display, key });
+        self.clients.set_nick(
+            id,
+            Nick {
+                display,
+                key: key.clone(),
+            },
+        );
         if let Some(client) = self.clients.get_mut(id) {
             client.rooms = rooms.clone();
             client.active = active;
@@ -115,6 +123,11 @@ impl Chat {
         let (list, active_name) = (self.rooms.list(&rooms), self.rooms.name(active));
         let line = messages::welcome(&mut self.line, is_restore, name, &list, active_name);
         out.send(id, line);
+        // What was missed comes before any live line of those rooms.
+        if is_restore {
+            self.replay_missed(out, id, &saved, now);
+        }
+        self.deliver_kept_privates(out, id, &key, now);
         for room in rooms {
             self.explain_if_quiet(out, id, room);
             self.announce(out, room, id, name, Presence::Joined);

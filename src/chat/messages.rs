@@ -6,6 +6,7 @@
 //! lines in `tests/fixtures/server-lines.txt` are checked against these functions by the chat's
 //! tests and against the desktop client's parser by its tests.
 
+use super::HistoryLimits;
 use crate::protocol::{LineError, ParseError};
 
 /// Sent (by the poll loop, before closing) to a client that arrives when the server is full.
@@ -17,15 +18,16 @@ const NAME_RULE: &str = "use 1-32 letters, digits, _ or -";
 /// The answer to `/help`, one notice a line.
 const HELP: &[&str] = &[
     "Commands:",
-    "  /nick NAME       set your nick (restores your rooms if you were here before)",
-    "  /join ROOM       join ROOM and make it your active room",
-    "  /leave ROOM      leave ROOM (you fall back to main if it was active)",
-    "  /rooms           list rooms and their member counts",
-    "  /who [ROOM]      list members of ROOM (default: your active room)",
-    "  /msg NICK TEXT   private message to NICK",
-    "  /me TEXT         action in your active room",
-    "  /help            this list",
-    "  /quit            leave (your session stays restorable)",
+    "  /nick NAME            set your nick (restores your rooms if you were here before)",
+    "  /join ROOM            join ROOM and make it your active room",
+    "  /leave ROOM           leave ROOM (you fall back to main if it was active)",
+    "  /rooms                list rooms and their member counts",
+    "  /who [ROOM]           list members of ROOM (default: your active room)",
+    "  /msg NICK TEXT        private message to NICK (kept for them if they are away)",
+    "  /history [ROOM] [N]   the last N messages of ROOM (default: active room, 20)",
+    "  /me TEXT              action in your active room",
+    "  /help                 this list",
+    "  /quit                 leave (your session stays restorable)",
     "Any other line is a message to your active room; start it with // to send a leading /.",
 ];
 
@@ -88,6 +90,85 @@ pub(crate) fn presence<'b>(
     }
 }
 
+/// `[ROOM HH:MM] NICK: TEXT` or `[ROOM HH:MM] * NICK TEXT`: a message replayed from history
+/// (`stamp` is `HH:MM`, or `YYYY-MM-DD HH:MM` for another day; UTC). The space inside the
+/// brackets tells it from a live line.
+pub(crate) fn replayed<'b>(
+    line: &'b mut Vec<u8>,
+    room: &str,
+    stamp: &str,
+    nick: &str,
+    text: &str,
+    action: bool,
+) -> &'b [u8] {
+    if action {
+        fill(line, "[", &[room, " ", stamp, "] * ", nick, " ", text])
+    } else {
+        fill(line, "[", &[room, " ", stamp, "] ", nick, ": ", text])
+    }
+}
+
+/// Before the replay of a room: how many messages were missed since `since` (a stamp), and
+/// how many of them are no longer kept.
+pub(crate) fn missed_header<'b>(
+    line: &'b mut Vec<u8>,
+    room: &str,
+    kept: usize,
+    since: &str,
+    lost: u64,
+) -> &'b [u8] {
+    let count = messages_count(kept);
+    let lost = match lost {
+        0 => String::new(),
+        1 => "; 1 older one is no longer kept".to_string(),
+        n => format!("; {n} older ones are no longer kept"),
+    };
+    notice(
+        line,
+        &[
+            "Missed in ",
+            room,
+            ": ",
+            &count,
+            " since ",
+            since,
+            " UTC",
+            &lost,
+            ".",
+        ],
+    )
+}
+
+/// After the replay of a room.
+pub(crate) fn missed_end<'b>(line: &'b mut Vec<u8>, room: &str) -> &'b [u8] {
+    notice(line, &["End of missed messages in ", room, "."])
+}
+
+/// Before the answer to `/history`.
+pub(crate) fn history_header<'b>(line: &'b mut Vec<u8>, room: &str, count: usize) -> &'b [u8] {
+    let count = messages_count(count);
+    notice(line, &["History of ", room, ": the last ", &count, "."])
+}
+
+/// After the answer to `/history`.
+pub(crate) fn history_end<'b>(line: &'b mut Vec<u8>, room: &str) -> &'b [u8] {
+    notice(line, &["End of history of ", room, "."])
+}
+
+/// `/history` of a room that keeps nothing.
+pub(crate) fn history_empty<'b>(line: &'b mut Vec<u8>, room: &str) -> &'b [u8] {
+    notice(line, &["No messages are kept in ", room, "."])
+}
+
+/// `1 message`, `3 messages`.
+fn messages_count(count: usize) -> String {
+    if count == 1 {
+        "1 message".to_string()
+    } else {
+        format!("{count} messages")
+    }
+}
+
 // Private messages.
 
 /// `(PM) FROM: TEXT`: a private message, as its addressee sees it.
@@ -100,13 +181,79 @@ pub(crate) fn private_echo<'b>(line: &'b mut Vec<u8>, to: &str, text: &str) -> &
     fill(line, "(PM to ", &[to, ") You: ", text])
 }
 
-// Notices.
+/// `(PM HH:MM) FROM: TEXT`: a private message kept while the addressee was away.
+pub(crate) fn kept_private<'b>(
+    line: &'b mut Vec<u8>,
+    stamp: &str,
+    from: &str,
+    text: &str,
+) -> &'b [u8] {
+    fill(line, "(PM ", &[stamp, ") ", from, ": ", text])
+}
 
-/// The first line of every connection.
-pub(crate) fn greeting(line: &mut Vec<u8>) -> &[u8] {
+/// Before the private messages kept for a returning user.
+pub(crate) fn kept_privates_header(line: &mut Vec<u8>, count: usize) -> &[u8] {
+    let count = if count == 1 {
+        "1 private message".to_string()
+    } else {
+        format!("{count} private messages")
+    };
+    notice(line, &["Missed while you were away: ", &count, "."])
+}
+
+/// After the private messages kept for a returning user.
+pub(crate) fn kept_privates_end(line: &mut Vec<u8>) -> &[u8] {
+    notice(line, &["End of missed private messages."])
+}
+
+/// To the sender of a private message to someone who is away.
+pub(crate) fn private_kept<'b>(line: &'b mut Vec<u8>, to: &str) -> &'b [u8] {
     notice(
         line,
-        &["Welcome to chat-server. Set your nick with /nick NAME; /help lists the commands."],
+        &[
+            to,
+            " is away; your message will be delivered when they return.",
+        ],
+    )
+}
+
+/// A private message to someone away whose mailbox is full.
+pub(crate) fn mailbox_full<'b>(line: &'b mut Vec<u8>, to: &str, max: usize) -> &'b [u8] {
+    let max = max.to_string();
+    error(
+        line,
+        &[
+            to,
+            " is away and has ",
+            &max,
+            " messages waiting; message not kept",
+        ],
+    )
+}
+
+// Notices.
+
+/// The first line of every connection; it says how much history rooms keep, if any.
+pub(crate) fn greeting(line: &mut Vec<u8>, history: HistoryLimits) -> &[u8] {
+    let welcome =
+        "Welcome to chat-server. Set your nick with /nick NAME; /help lists the commands.";
+    if history.per_room == 0 {
+        return notice(line, &[welcome]);
+    }
+    let (count, days) = (
+        history.per_room.to_string(),
+        (history.max_age_ms / 86_400_000).to_string(),
+    );
+    notice(
+        line,
+        &[
+            welcome,
+            " Rooms keep their last ",
+            &count,
+            " messages for up to ",
+            &days,
+            " days: come back with the same nick to get what you missed; /history shows more.",
+        ],
     )
 }
 

@@ -21,15 +21,19 @@
 //!   [`ChatConfig`], [`ClientId`]), re-exported here.
 
 mod clients;
+mod clock;
 mod cmd;
 mod config;
 mod event;
+mod history;
 mod ids;
 mod login;
+mod mailbox;
 pub(crate) mod messages;
 mod outbox;
 mod presence;
 mod remote;
+mod replay;
 mod rooms;
 mod roster;
 mod sessions;
@@ -39,14 +43,19 @@ use std::time::Instant;
 use crate::protocol::LineError;
 
 use clients::{Clients, MAX_LINES_WHILE_CLAIMING};
+use clock::WallClock;
+use history::History;
+use mailbox::Mailboxes;
 use rooms::Rooms;
 use roster::RemoteRoster;
 use sessions::SavedSessions;
 
 pub use config::ChatConfig;
 pub use event::{ClaimOutcome, Event, Presence, SavedRooms};
+pub use history::{HistoryLimits, StoredMessage};
 pub use ids::ClientId;
 pub(crate) use ids::RoomId;
+pub use mailbox::KeptPrivate;
 pub use messages::SERVER_FULL;
 pub use outbox::Outbox;
 pub use rooms::MAIN_ROOM;
@@ -60,6 +69,12 @@ pub struct Chat {
     sessions: SavedSessions,
     /// Users on other nodes of a cluster; empty standalone.
     remote: RemoteRoster,
+    /// Every room's last messages.
+    history: History,
+    /// Private messages kept for users who are away.
+    mailboxes: Mailboxes,
+    /// Turns the loop's instants into the times stored with messages.
+    clock: WallClock,
     /// Reused buffer in which each outgoing line is formatted once.
     line: Vec<u8>,
 }
@@ -69,10 +84,13 @@ impl Chat {
     pub fn new(config: ChatConfig) -> Self {
         Self {
             sessions: SavedSessions::new(config.session_ttl, config.max_saved_sessions),
+            history: History::new(config.history),
             config,
             clients: Clients::default(),
             rooms: Rooms::new(),
             remote: RemoteRoster::default(),
+            mailboxes: Mailboxes::default(),
+            clock: WallClock::system(),
             line: Vec::with_capacity(256),
         }
     }
@@ -95,7 +113,8 @@ impl Chat {
     /// A new connection: registers it and greets it.
     pub fn connect(&mut self, id: ClientId, out: &mut impl Outbox) {
         self.clients.insert(id, self.rooms.main());
-        out.send(id, messages::greeting(&mut self.line));
+        let history = self.history.limits();
+        out.send(id, messages::greeting(&mut self.line, history));
     }
 
     /// A line that could not be decoded.
@@ -149,6 +168,12 @@ impl Chat {
                 .map(|&r| self.rooms.name(r).to_string())
                 .collect(),
             active: self.rooms.name(client.active).to_string(),
+            marks: client
+                .rooms
+                .iter()
+                .map(|&r| self.history.mark(&self.rooms.get(r).key))
+                .collect(),
+            left_at_ms: self.clock.unix_ms(now),
         };
         for &room in &client.rooms {
             self.rooms.drop_if_empty(room);
@@ -161,12 +186,23 @@ impl Chat {
             rooms: &saved.rooms,
             active: &saved.active,
         });
-        self.sessions.save(nick.key, saved, now);
+        for evicted in self.sessions.save(nick.key, saved, now) {
+            self.mailboxes.forget(&evicted);
+        }
     }
 
-    /// Drops saved sessions older than the TTL. Cheap when nothing expires.
+    /// Drops saved sessions older than the TTL (and what was kept for them), and history past
+    /// its age. Cheap when nothing expires.
     pub fn expire_sessions(&mut self, now: Instant) {
-        self.sessions.expire(now);
+        for expired in self.sessions.expire(now) {
+            self.mailboxes.forget(&expired);
+        }
+        self.history.enforce_bounds(self.clock.unix_ms(now));
+    }
+
+    /// Pins the wall clock: `unix_ms` at `now` (tests, and a server restoring stored times).
+    pub fn set_wall_clock(&mut self, now: Instant, unix_ms: u64) {
+        self.clock = WallClock::pinned(now, unix_ms);
     }
 
     /// The server is stopping: tell everyone and close every connection.

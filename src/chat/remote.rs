@@ -1,27 +1,39 @@
 //! Cluster mode's side of the chat: events from other nodes, and what other nodes need to know
 //! of this one. Standalone none of this is called.
 
+use std::time::Instant;
+
 use super::{messages, Chat, ClientId, Event, Outbox, Presence};
 use crate::protocol::name_key;
 
 impl Chat {
     /// Takes in an event that happened on node `node`: delivers what shows on screens to this
     /// node's members and keeps the picture of remote users up to date. Nothing is published.
-    pub fn deliver_remote(&mut self, node: &str, event: &Event<'_>, out: &mut impl Outbox) {
+    ///
+    /// Room messages from elsewhere are kept in this node's history too, so `/history` shows
+    /// the whole room wherever one asks.
+    pub fn deliver_remote(
+        &mut self,
+        node: &str,
+        event: &Event<'_>,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) {
         match *event {
-            Event::Said { room, nick, text } => {
-                if let Some(room) = self.rooms.find(&name_key(room)) {
+            Event::Said { room, nick, text } | Event::Acted { room, nick, text } => {
+                let action = matches!(event, Event::Acted { .. });
+                let key = name_key(room);
+                if let Some(room) = self.rooms.find(&key) {
                     let room = self.rooms.get(room);
-                    let line = messages::said(&mut self.line, &room.name, nick, text);
+                    let line = if action {
+                        messages::acted(&mut self.line, &room.name, nick, text)
+                    } else {
+                        messages::said(&mut self.line, &room.name, nick, text)
+                    };
                     out.send_to_all(&room.members, None, line);
                 }
-            }
-            Event::Acted { room, nick, text } => {
-                if let Some(room) = self.rooms.find(&name_key(room)) {
-                    let room = self.rooms.get(room);
-                    let line = messages::acted(&mut self.line, &room.name, nick, text);
-                    out.send_to_all(&room.members, None, line);
-                }
+                let at_ms = self.clock.unix_ms(now);
+                self.history.record(&key, at_ms, nick, text, action);
             }
             Event::Presence { room, nick, change } => {
                 match change {

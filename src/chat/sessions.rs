@@ -48,8 +48,8 @@ impl SavedSessions {
     }
 
     /// Saves `rooms` for nick `key` (replacing what was saved for it); past the cap the oldest
-    /// sessions are forgotten.
-    pub(crate) fn save(&mut self, key: String, rooms: SavedRooms, now: Instant) {
+    /// sessions are forgotten, and their nick keys returned.
+    pub(crate) fn save(&mut self, key: String, rooms: SavedRooms, now: Instant) -> Vec<String> {
         self.remove(&key);
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -60,7 +60,14 @@ impl SavedSessions {
             saved_at: now,
         };
         self.by_key.insert(key, saved);
-        while self.by_key.len() > self.cap && self.drop_oldest() {}
+        let mut evicted = Vec::new();
+        while self.by_key.len() > self.cap {
+            match self.drop_oldest() {
+                Some(key) => evicted.push(key),
+                None => break,
+            }
+        }
+        evicted
     }
 
     /// Whether nick `key` has an unexpired saved session.
@@ -78,25 +85,24 @@ impl SavedSessions {
         self.remove(key)
     }
 
-    /// Drops the sessions older than the TTL. Cheap when nothing expires.
-    pub(crate) fn expire(&mut self, now: Instant) {
+    /// Drops the sessions older than the TTL and returns their nick keys. Cheap when nothing
+    /// expires.
+    pub(crate) fn expire(&mut self, now: Instant) -> Vec<String> {
+        let mut expired = Vec::new();
         while let Some((_, key)) = self.expiry.first_key_value() {
             if self.contains(key, now) {
-                return;
+                break;
             }
-            self.drop_oldest();
+            expired.extend(self.drop_oldest());
         }
+        expired
     }
 
-    /// Forgets the oldest session; false if there is none.
-    fn drop_oldest(&mut self) -> bool {
-        match self.expiry.pop_first() {
-            Some((_, key)) => {
-                self.by_key.remove(&key);
-                true
-            }
-            None => false,
-        }
+    /// Forgets the oldest session, returning its nick key.
+    fn drop_oldest(&mut self) -> Option<String> {
+        let (_, key) = self.expiry.pop_first()?;
+        self.by_key.remove(&key);
+        Some(key)
     }
 
     /// Removes the session of `key` and its expiry entry together.

@@ -402,6 +402,8 @@ impl Worker {
                     .map(|s| SavedRooms {
                         rooms: s.rooms,
                         active: s.active,
+                        // Replay marks are this node's own counts; another node's mean nothing.
+                        ..SavedRooms::default()
                     });
                 ClaimOutcome::Granted(saved)
             }

@@ -15,6 +15,8 @@ pub enum Command<'a> {
     Who(Option<&'a str>),
     /// `/msg NICK TEXT`
     Msg(&'a str, &'a str),
+    /// `/history [ROOM] [N]`
+    History(Option<&'a str>, Option<usize>),
     /// `/me TEXT`
     Me(&'a str),
     /// `/help`
@@ -57,6 +59,7 @@ impl<'a> Command<'a> {
             "leave" | "part" => one_word(args, "/leave ROOM").map(Command::Leave),
             "rooms" | "list" => Ok(Command::Rooms),
             "who" | "names" => Ok(Command::Who(non_empty(args.trim()))),
+            "history" => parse_history(args),
             "msg" | "pm" => {
                 let (nick, text) = split_word(args);
                 match (non_empty(nick), non_empty(text.trim())) {
@@ -71,6 +74,25 @@ impl<'a> Command<'a> {
             "quit" | "exit" => Ok(Command::Quit),
             _ => Err(ParseError::Unknown(name.to_string())),
         }
+    }
+}
+
+/// `[ROOM] [N]`: one word is a count if it is a number, else a room.
+fn parse_history(args: &str) -> Result<Command<'_>, ParseError> {
+    const USAGE: ParseError = ParseError::Usage("/history [ROOM] [N]");
+    let count = |word: &str| match word.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(USAGE),
+    };
+    let words: Vec<&str> = args.split_whitespace().collect();
+    match words.as_slice() {
+        [] => Ok(Command::History(None, None)),
+        [word] if word.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(Command::History(None, Some(count(word)?)))
+        }
+        [room] => Ok(Command::History(Some(room), None)),
+        [room, n] => Ok(Command::History(Some(room), Some(count(n)?))),
+        _ => Err(USAGE),
     }
 }
 

@@ -28,7 +28,7 @@ impl Server {
         match action {
             Action::Deliver(node, message) => {
                 if let Some(event) = message.event() {
-                    chat.deliver_remote(&node, &event, out);
+                    chat.deliver_remote(&node, &event, now, out);
                 }
             }
             Action::FinishClaim(client, nick, outcome) => {

@@ -5,6 +5,7 @@
 //! [`super::messages`]'s.
 
 mod help;
+mod history;
 mod join;
 mod leave;
 mod msg;
@@ -44,8 +45,9 @@ pub(super) fn run(chat: &mut Chat, id: ClientId, line: &str, now: Instant, out: 
         Command::Leave(room) => leave::leave(chat, id, room, out),
         Command::Rooms => rooms::rooms(chat, id, out),
         Command::Who(room) => who::who(chat, id, room, out),
-        Command::Msg(to, text) => msg::msg(chat, id, to, text, out),
-        Command::Me(text) => say::say(chat, id, text, true, out),
-        Command::Say(text) => say::say(chat, id, text, false, out),
+        Command::Msg(to, text) => msg::msg(chat, id, to, text, now, out),
+        Command::History(room, count) => history::history(chat, id, room, count, now, out),
+        Command::Me(text) => say::say(chat, id, text, true, now, out),
+        Command::Say(text) => say::say(chat, id, text, false, now, out),
     }
 }

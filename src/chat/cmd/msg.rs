@@ -1,12 +1,24 @@
 //! `/msg NICK TEXT`: a private message, straight to a local user or through the cluster.
 
+use std::time::Instant;
+
+use crate::chat::mailbox::{KeptPrivate, MAILBOX_LIMIT};
 use crate::chat::{messages, Chat, ClientId, Event, Outbox};
 use crate::protocol::name_key;
 
-/// Delivers `text` to `to` and echoes it to the sender.
-pub(super) fn msg(chat: &mut Chat, id: ClientId, to: &str, text: &str, out: &mut impl Outbox) {
+/// Delivers `text` to `to` and echoes it to the sender; keeps it for `to` if they are away
+/// (a saved session).
+pub(super) fn msg(
+    chat: &mut Chat,
+    id: ClientId,
+    to: &str,
+    text: &str,
+    now: Instant,
+    out: &mut impl Outbox,
+) {
     let from = chat.clients.display_name(id);
-    let target_name = if let Some(target) = chat.clients.holder(&name_key(to)) {
+    let key = name_key(to);
+    let target_name = if let Some(target) = chat.clients.holder(&key) {
         out.send(target, messages::private(&mut chat.line, &from, text));
         chat.clients.display_name(target)
     } else if let Some(user) = chat.remote.user(to) {
@@ -16,6 +28,22 @@ pub(super) fn msg(chat: &mut Chat, id: ClientId, to: &str, text: &str, out: &mut
             text,
         });
         user.nick.clone()
+    } else if chat.sessions.contains(&key, now) {
+        let kept = KeptPrivate {
+            at_ms: chat.clock.unix_ms(now),
+            from,
+            text: text.to_string(),
+        };
+        if !chat.mailboxes.keep(&key, kept) {
+            out.send(
+                id,
+                messages::mailbox_full(&mut chat.line, to, MAILBOX_LIMIT),
+            );
+            return;
+        }
+        out.send(id, messages::private_echo(&mut chat.line, to, text));
+        out.send(id, messages::private_kept(&mut chat.line, to));
+        return;
     } else {
         out.send(id, messages::no_such_user(&mut chat.line, to));
         return;

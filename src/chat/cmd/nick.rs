@@ -30,6 +30,6 @@ pub(super) fn nick(chat: &mut Chat, id: ClientId, name: &str, now: Instant, out:
         }
     } else {
         let restored = chat.sessions.take(&key, now);
-        chat.log_in(id, name, key, restored, out);
+        chat.log_in(id, name, key, restored, now, out);
     }
 }

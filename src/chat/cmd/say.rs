@@ -3,11 +3,20 @@
 //! The hot path of the server: the room line is formatted once and handed to the outbox once
 //! for every member.
 
+use std::time::Instant;
+
 use crate::chat::{messages, Chat, ClientId, Event, Outbox};
 
 /// Sends `text` (an action if `action`) to the other members of the active room, the echo to
-/// the sender, and the event to the cluster.
-pub(super) fn say(chat: &mut Chat, id: ClientId, text: &str, action: bool, out: &mut impl Outbox) {
+/// the sender, and the event to the cluster; keeps it in the room's history.
+pub(super) fn say(
+    chat: &mut Chat,
+    id: ClientId,
+    text: &str,
+    action: bool,
+    now: Instant,
+    out: &mut impl Outbox,
+) {
     let Some(client) = chat.clients.get(id) else {
         return;
     };
@@ -35,4 +44,6 @@ pub(super) fn say(chat: &mut Chat, id: ClientId, text: &str, action: bool, out: 
             text,
         });
     }
+    let at_ms = chat.clock.unix_ms(now);
+    chat.history.record(&room.key, at_ms, nick, text, action);
 }

@@ -34,7 +34,8 @@ fn remote_events_reach_local_members_only_and_are_not_republished() {
         nick: "carol",
         text: "from node b",
     };
-    h.chat.deliver_remote("b", &said, &mut h.out);
+    h.chat
+        .deliver_remote("b", &said, Instant::now(), &mut h.out);
     assert_eq!(h.out.take(1), ["[dev] carol: from node b"]);
     assert!(h.out.take(0).is_empty());
     let joined = Event::Presence {
@@ -42,7 +43,8 @@ fn remote_events_reach_local_members_only_and_are_not_republished() {
         nick: "carol",
         change: Presence::Joined,
     };
-    h.chat.deliver_remote("b", &joined, &mut h.out);
+    h.chat
+        .deliver_remote("b", &joined, Instant::now(), &mut h.out);
     assert_eq!(h.out.take(0), ["* [main] carol joined"]);
     assert_eq!(h.out.take(1), ["* [main] carol joined"]);
     let private = Event::Private {
@@ -50,14 +52,16 @@ fn remote_events_reach_local_members_only_and_are_not_republished() {
         to: "ALICE",
         text: "psst",
     };
-    h.chat.deliver_remote("b", &private, &mut h.out);
+    h.chat
+        .deliver_remote("b", &private, Instant::now(), &mut h.out);
     assert_eq!(h.out.take(0), ["(PM) carol: psst"]);
     let nowhere = Event::Said {
         room: "nowhere",
         nick: "carol",
         text: "x",
     };
-    h.chat.deliver_remote("b", &nowhere, &mut h.out);
+    h.chat
+        .deliver_remote("b", &nowhere, Instant::now(), &mut h.out);
     assert!(h.out.lines.is_empty());
     assert!(h.out.events.is_empty());
 }
@@ -110,6 +114,7 @@ fn shared_registry_decides_nicks_and_lines_wait_for_it() {
     let saved = SavedRooms {
         rooms: vec!["main".into(), "ops".into()],
         active: "ops".into(),
+        ..SavedRooms::default()
     };
     chat.finish_claim(
         id(0),
@@ -177,8 +182,8 @@ fn remote_users_show_in_who_rooms_and_msg() {
         nick,
         change: Presence::Joined,
     };
-    chat.deliver_remote("b", &joined("main", "Zoe"), &mut out);
-    chat.deliver_remote("b", &joined("far", "Zoe"), &mut out);
+    chat.deliver_remote("b", &joined("main", "Zoe"), Instant::now(), &mut out);
+    chat.deliver_remote("b", &joined("far", "Zoe"), Instant::now(), &mut out);
     assert_eq!(out.inner.take(0), ["* [main] Zoe joined"]);
     chat.handle_line(id(0), "/who", now, &mut out);
     chat.handle_line(id(0), "/who far", now, &mut out);
@@ -242,7 +247,7 @@ fn a_room_that_exists_on_other_nodes_keeps_its_spelling_here() {
         nick: "Zoe",
         change: Presence::Joined,
     };
-    chat.deliver_remote("b", &joined, &mut out);
+    chat.deliver_remote("b", &joined, Instant::now(), &mut out);
     out.inner.take(0);
     chat.handle_line(id(0), "/join КУХНЯ", now, &mut out);
     assert_eq!(out.inner.take(0), ["* Joined кухня. Active room: кухня."]);
@@ -263,7 +268,8 @@ impl Outbox for Bridge<'_> {
         self.local.close(to);
     }
     fn publish(&mut self, event: &Event<'_>) {
-        self.peer.deliver_remote("a", event, self.peer_out);
+        self.peer
+            .deliver_remote("a", event, Instant::now(), self.peer_out);
     }
 }
 

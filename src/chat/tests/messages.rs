@@ -3,7 +3,7 @@
 //! has to change the fixture, and then the client's tests say whether it still understands it.
 
 use crate::chat::messages::*;
-use crate::chat::Presence;
+use crate::chat::{ChatConfig, HistoryLimits, Presence};
 use crate::protocol::{LineError, ParseError};
 
 /// The fixture: one sample line of each kind, as `NAME<TAB>CLIENT KIND<TAB>LINE`.
@@ -12,6 +12,10 @@ const FIXTURE: &str = include_str!("../../../tests/fixtures/server-lines.txt");
 /// Every message function with sample arguments, by the name the fixture gives it.
 fn samples() -> Vec<(&'static str, String)> {
     let mut b = Vec::new();
+    let no_history = HistoryLimits {
+        per_room: 0,
+        ..ChatConfig::default().history
+    };
     let mut all: Vec<(&'static str, Vec<u8>)> = vec![
         (
             "said",
@@ -25,7 +29,54 @@ fn samples() -> Vec<(&'static str, String)> {
             "private_echo",
             private_echo(&mut b, "bob", "see you").into(),
         ),
-        ("greeting", greeting(&mut b).into()),
+        (
+            "replayed",
+            replayed(&mut b, "dev", "14:05", "alice", "you there?", false).into(),
+        ),
+        (
+            "replayed_action",
+            replayed(&mut b, "dev", "14:06", "alice", "waves", true).into(),
+        ),
+        (
+            "replayed_other_day",
+            replayed(
+                &mut b,
+                "кухня",
+                "2026-11-25 09:30",
+                "Алиса",
+                "Вася, ты где?",
+                false,
+            )
+            .into(),
+        ),
+        (
+            "missed_header",
+            missed_header(&mut b, "dev", 3, "14:01", 0).into(),
+        ),
+        (
+            "missed_header_lost",
+            missed_header(&mut b, "dev", 200, "2026-11-25 09:00", 57).into(),
+        ),
+        ("missed_end", missed_end(&mut b, "dev").into()),
+        ("history_header", history_header(&mut b, "dev", 20).into()),
+        ("history_end", history_end(&mut b, "dev").into()),
+        ("history_empty", history_empty(&mut b, "dev").into()),
+        (
+            "kept_private",
+            kept_private(&mut b, "14:07", "alice", "call me").into(),
+        ),
+        (
+            "kept_privates_header",
+            kept_privates_header(&mut b, 2).into(),
+        ),
+        ("kept_privates_end", kept_privates_end(&mut b).into()),
+        ("private_kept", private_kept(&mut b, "Вася").into()),
+        ("mailbox_full", mailbox_full(&mut b, "Вася", 100).into()),
+        ("greeting", greeting(&mut b, no_history).into()),
+        (
+            "greeting_history",
+            greeting(&mut b, ChatConfig::default().history).into(),
+        ),
         (
             "welcome",
             welcome(&mut b, false, "Вася", "main", "main").into(),

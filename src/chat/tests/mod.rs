@@ -2,6 +2,7 @@
 //! holds the recorder and the harness they share.
 
 mod cluster;
+mod history;
 mod messages;
 mod rooms;
 mod sessions;

@@ -301,6 +301,7 @@ fn rooms_over_the_announce_limit_are_quiet() {
             nick: "eve",
             change: Presence::Joined,
         },
+        Instant::now(),
         &mut h.out,
     );
     assert_eq!(h.out.take(0), ["* [r] eve joined"]);
@@ -311,6 +312,7 @@ fn rooms_over_the_announce_limit_are_quiet() {
             nick: "fay",
             change: Presence::Joined,
         },
+        Instant::now(),
         &mut h.out,
     );
     assert_eq!(h.out.take(0), Vec::<String>::new());
