@@ -72,6 +72,9 @@ pub(crate) struct History {
     /// Entries of `order` whose message is gone; `order` is compacted when they dominate.
     stale: usize,
     bytes: usize,
+    /// Rooms that dropped messages since the last [`History::take_trimmed`], with the number
+    /// of the last message dropped: what storage must forget too.
+    trimmed: Vec<(String, u64)>,
 }
 
 impl History {
@@ -83,12 +86,18 @@ impl History {
             order: VecDeque::new(),
             stale: 0,
             bytes: 0,
+            trimmed: Vec::new(),
         }
     }
 
     /// The bounds.
     pub(crate) fn limits(&self) -> HistoryLimits {
         self.limits
+    }
+
+    /// Whether rooms keep any history.
+    pub(crate) fn enabled(&self) -> bool {
+        self.limits.per_room > 0
     }
 
     /// The count of messages ever posted in room `key` (0 for a room without any).
@@ -132,10 +141,32 @@ impl History {
             if let Some(evicted) = room.messages.pop_front() {
                 self.bytes -= evicted.cost();
                 self.stale += 1;
+                note_trimmed(&mut self.trimmed, key, evicted.number);
             }
         }
         self.enforce_bounds(at_ms);
         number
+    }
+
+    /// Puts back a message loaded from storage (oldest first per room), without the bounds'
+    /// bookkeeping of a new post: call [`History::enforce_bounds`] once all are loaded.
+    pub(crate) fn restore(&mut self, key: &str, message: StoredMessage) {
+        let enabled = self.enabled();
+        let room = self.rooms.entry(key.to_string()).or_default();
+        room.posted = room.posted.max(message.number);
+        if !enabled {
+            return;
+        }
+        self.bytes += message.cost();
+        self.order
+            .push_back((key.to_string(), message.number, message.at_ms));
+        room.messages.push_back(message);
+    }
+
+    /// Sets room `key`'s count of posted messages to at least `posted` (loaded from storage).
+    pub(crate) fn restore_count(&mut self, key: &str, posted: u64) {
+        let room = self.rooms.entry(key.to_string()).or_default();
+        room.posted = room.posted.max(posted);
     }
 
     /// Drops the oldest messages anywhere until the byte bound holds, and everything older
@@ -162,6 +193,7 @@ impl History {
                 if room.messages.front().is_some_and(|m| m.number == number) {
                     if let Some(evicted) = room.messages.pop_front() {
                         self.bytes -= evicted.cost();
+                        note_trimmed(&mut self.trimmed, &key, evicted.number);
                     }
                 }
             }
@@ -178,6 +210,12 @@ impl History {
             });
             self.stale = 0;
         }
+    }
+
+    /// The rooms that dropped messages since the last call, each with the number of the last
+    /// message it dropped.
+    pub(crate) fn take_trimmed(&mut self) -> Vec<(String, u64)> {
+        std::mem::take(&mut self.trimmed)
     }
 
     /// What was posted in room `key` after `mark`.
@@ -204,5 +242,20 @@ impl History {
         };
         let skip = room.messages.len().saturating_sub(count);
         room.messages.iter().skip(skip).collect()
+    }
+
+    /// Every room's kept messages and count, for storage.
+    pub(crate) fn rooms(&self) -> impl Iterator<Item = (&str, u64, &VecDeque<StoredMessage>)> {
+        self.rooms
+            .iter()
+            .map(|(key, room)| (key.as_str(), room.posted, &room.messages))
+    }
+}
+
+/// Notes that room `key` dropped its messages up to `number` (one entry a room).
+fn note_trimmed(trimmed: &mut Vec<(String, u64)>, key: &str, number: u64) {
+    match trimmed.iter_mut().find(|(room, _)| room == key) {
+        Some((_, through)) => *through = (*through).max(number),
+        None => trimmed.push((key.to_string(), number)),
     }
 }

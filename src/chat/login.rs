@@ -59,7 +59,7 @@ impl Chat {
             }
             ClaimOutcome::Granted(saved) => {
                 // Any session saved here is void once the nick is taken, whichever is restored.
-                let local = self.sessions.take(&key, now);
+                let local = self.take_session(&key, now, out);
                 let restored = saved.or(local);
                 self.log_in(id, nick, key, restored, now, out);
             }

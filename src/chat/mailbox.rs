@@ -23,6 +23,13 @@ pub(crate) struct Mailboxes {
 }
 
 impl Mailboxes {
+    /// Whether nick `key`'s mailbox takes another message.
+    pub(crate) fn has_room(&self, key: &str) -> bool {
+        self.boxes
+            .get(key)
+            .is_none_or(|kept| kept.len() < MAILBOX_LIMIT)
+    }
+
     /// Keeps `message` for nick `key`; false if that nick's mailbox is full.
     pub(crate) fn keep(&mut self, key: &str, message: KeptPrivate) -> bool {
         let mailbox = self.boxes.entry(key.to_string()).or_default();
@@ -38,9 +45,13 @@ impl Mailboxes {
         self.boxes.remove(key).map(Vec::from).unwrap_or_default()
     }
 
-    /// Forgets what was kept for nick `key` (its session expired: a newcomer taking the nick
-    /// must not read it).
-    pub(crate) fn forget(&mut self, key: &str) {
-        self.boxes.remove(key);
+    /// Forgets what was kept for nick `key`; false if there was nothing.
+    pub(crate) fn forget(&mut self, key: &str) -> bool {
+        self.boxes.remove(key).is_some()
+    }
+
+    /// Every mailbox, for storage.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &VecDeque<KeptPrivate>)> {
+        self.boxes.iter().map(|(key, kept)| (key.as_str(), kept))
     }
 }

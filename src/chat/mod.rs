@@ -37,6 +37,7 @@ mod replay;
 mod rooms;
 mod roster;
 mod sessions;
+mod storage;
 
 use std::time::Instant;
 
@@ -59,6 +60,7 @@ pub use mailbox::KeptPrivate;
 pub use messages::SERVER_FULL;
 pub use outbox::Outbox;
 pub use rooms::MAIN_ROOM;
+pub use storage::{Change, RoomSnapshot, Snapshot};
 
 /// The state of the whole chat on this node.
 #[derive(Debug)]
@@ -161,20 +163,7 @@ impl Chat {
             self.rooms.remove_member(room, id);
             self.announce(out, room, id, &nick.display, Presence::Disconnected);
         }
-        let saved = SavedRooms {
-            rooms: client
-                .rooms
-                .iter()
-                .map(|&r| self.rooms.name(r).to_string())
-                .collect(),
-            active: self.rooms.name(client.active).to_string(),
-            marks: client
-                .rooms
-                .iter()
-                .map(|&r| self.history.mark(&self.rooms.get(r).key))
-                .collect(),
-            left_at_ms: self.clock.unix_ms(now),
-        };
+        let saved = self.session_of(&client.rooms, client.active, now);
         for &room in &client.rooms {
             self.rooms.drop_if_empty(room);
         }
@@ -186,18 +175,31 @@ impl Chat {
             rooms: &saved.rooms,
             active: &saved.active,
         });
-        for evicted in self.sessions.save(nick.key, saved, now) {
-            self.mailboxes.forget(&evicted);
+        self.save_session(nick.key, saved, now, out);
+    }
+
+    /// What is saved of a user in `rooms` with `active` leaving at `now`.
+    fn session_of(&self, rooms: &[RoomId], active: RoomId, now: Instant) -> SavedRooms {
+        SavedRooms {
+            rooms: rooms
+                .iter()
+                .map(|&r| self.rooms.name(r).to_string())
+                .collect(),
+            active: self.rooms.name(active).to_string(),
+            marks: rooms
+                .iter()
+                .map(|&r| self.history.mark(&self.rooms.get(r).key))
+                .collect(),
+            left_at_ms: self.clock.unix_ms(now),
         }
     }
 
     /// Drops saved sessions older than the TTL (and what was kept for them), and history past
     /// its age. Cheap when nothing expires.
-    pub fn expire_sessions(&mut self, now: Instant) {
-        for expired in self.sessions.expire(now) {
-            self.mailboxes.forget(&expired);
-        }
+    pub fn expire_sessions(&mut self, now: Instant, out: &mut impl Outbox) {
+        self.expire_saved_sessions(now, out);
         self.history.enforce_bounds(self.clock.unix_ms(now));
+        self.store_trims(out);
     }
 
     /// Pins the wall clock: `unix_ms` at `now` (tests, and a server restoring stored times).
@@ -205,13 +207,27 @@ impl Chat {
         self.clock = WallClock::pinned(now, unix_ms);
     }
 
-    /// The server is stopping: tell everyone and close every connection.
-    pub fn shutdown(&mut self, out: &mut impl Outbox) {
+    /// The server is stopping: tell everyone, close every connection, and save the sessions
+    /// of the users who were online, so that a store has them after a restart.
+    pub fn shutdown(&mut self, now: Instant, out: &mut impl Outbox) {
         let everyone: Vec<ClientId> = self.clients.ids().collect();
         let line = messages::shutting_down(&mut self.line);
-        for id in everyone {
+        for &id in &everyone {
             out.send(id, line);
             out.close(id);
+        }
+        for id in everyone {
+            let Some(client) = self.clients.get(id) else {
+                continue;
+            };
+            let Some(nick) = &client.nick else {
+                continue;
+            };
+            let (key, saved) = (
+                nick.key.clone(),
+                self.session_of(&client.rooms, client.active, now),
+            );
+            self.save_session(key, saved, now, out);
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The seam between the chat and the world: where its lines, closes and events go.
 
-use super::{ClientId, Event};
+use super::{Change, ClientId, Event};
 
 /// Where the chat's output goes.
 ///
@@ -26,4 +26,6 @@ pub trait Outbox {
     /// [`super::ChatConfig::shared_registry`]); the answer comes back through
     /// [`super::Chat::finish_claim`].
     fn claim_nick(&mut self, _client: ClientId, _nick: &str, _rename: bool) {}
+    /// Records a change to the chat's durable state; without a store it is only in memory.
+    fn store(&mut self, _change: &Change<'_>) {}
 }

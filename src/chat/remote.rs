@@ -32,8 +32,7 @@ impl Chat {
                     };
                     out.send_to_all(&room.members, None, line);
                 }
-                let at_ms = self.clock.unix_ms(now);
-                self.history.record(&key, at_ms, nick, text, action);
+                self.keep_in_history(&key, nick, text, action, now, out);
             }
             Event::Presence { room, nick, change } => {
                 match change {

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::{clock, messages, Chat, ClientId, Outbox, SavedRooms};
+use super::{clock, messages, Change, Chat, ClientId, Outbox, SavedRooms};
 use crate::protocol::name_key;
 
 impl Chat {
@@ -62,6 +62,7 @@ impl Chat {
         if kept.is_empty() {
             return;
         }
+        out.store(&Change::PrivatesCleared { to: key });
         let now_ms = self.clock.unix_ms(now);
         out.send(
             id,

@@ -105,6 +105,14 @@ impl SavedSessions {
         Some(key)
     }
 
+    /// Every saved session, for storage.
+    pub(crate) fn all(&self) -> Vec<(String, SavedRooms)> {
+        self.by_key
+            .iter()
+            .map(|(key, saved)| (key.clone(), saved.rooms.clone()))
+            .collect()
+    }
+
     /// Removes the session of `key` and its expiry entry together.
     fn remove(&mut self, key: &str) -> Option<SavedRooms> {
         let saved = self.by_key.remove(key)?;

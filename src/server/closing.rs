@@ -87,7 +87,7 @@ impl Server {
         if let Some(mut listener) = self.admission.stop() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
-        self.chat.shutdown(&mut self.delivery);
+        self.chat.shutdown(Instant::now(), &mut self.delivery);
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         let mut events = Events::with_capacity(1024);
         loop {

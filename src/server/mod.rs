@@ -234,7 +234,7 @@ impl Server {
         }
         if now >= self.next_housekeeping {
             self.next_housekeeping = now + HOUSEKEEPING;
-            self.chat.expire_sessions(now);
+            self.chat.expire_sessions(now, &mut self.delivery);
         }
     }
 

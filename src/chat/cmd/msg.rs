@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use crate::chat::mailbox::{KeptPrivate, MAILBOX_LIMIT};
-use crate::chat::{messages, Chat, ClientId, Event, Outbox};
+use crate::chat::{messages, Change, Chat, ClientId, Event, Outbox};
 use crate::protocol::name_key;
 
 /// Delivers `text` to `to` and echoes it to the sender; keeps it for `to` if they are away
@@ -34,13 +34,19 @@ pub(super) fn msg(
             from,
             text: text.to_string(),
         };
-        if !chat.mailboxes.keep(&key, kept) {
+        let change = Change::PrivateKept {
+            to: &key,
+            message: &kept,
+        };
+        if !chat.mailboxes.has_room(&key) {
             out.send(
                 id,
                 messages::mailbox_full(&mut chat.line, to, MAILBOX_LIMIT),
             );
             return;
         }
+        out.store(&change);
+        chat.mailboxes.keep(&key, kept);
         out.send(id, messages::private_echo(&mut chat.line, to, text));
         out.send(id, messages::private_kept(&mut chat.line, to));
         return;

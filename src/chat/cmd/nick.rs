@@ -29,7 +29,7 @@ pub(super) fn nick(chat: &mut Chat, id: ClientId, name: &str, now: Instant, out:
             chat.rename(id, name, key, out);
         }
     } else {
-        let restored = chat.sessions.take(&key, now);
+        let restored = chat.take_session(&key, now, out);
         chat.log_in(id, name, key, restored, now, out);
     }
 }

@@ -44,6 +44,6 @@ pub(super) fn say(
             text,
         });
     }
-    let at_ms = chat.clock.unix_ms(now);
-    chat.history.record(&room.key, at_ms, nick, text, action);
+    let (room, nick) = (room.key.clone(), nick.to_string());
+    chat.keep_in_history(&room, &nick, text, action, now, out);
 }

@@ -205,7 +205,7 @@ fn kept_private_messages_go_with_an_expired_session() {
     h.drop_client(1);
     h.ask(0, "/msg bob secret");
     h.now += Duration::from_secs(61);
-    h.chat.expire_sessions(h.now);
+    h.chat.expire_sessions(h.now, &mut h.out);
     h.connect(2);
     assert_eq!(
         h.ask(2, "/nick bob"),

@@ -6,6 +6,7 @@ mod history;
 mod messages;
 mod rooms;
 mod sessions;
+mod storage;
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -23,6 +24,8 @@ struct Recorder {
     lines: HashMap<usize, Vec<String>>,
     closed: Vec<usize>,
     events: Vec<String>,
+    /// What a store that applies every change holds.
+    stored: Snapshot,
 }
 
 impl Outbox for Recorder {
@@ -41,6 +44,9 @@ impl Outbox for Recorder {
     }
     fn publish(&mut self, event: &Event<'_>) {
         self.events.push(format!("{event:?}"));
+    }
+    fn store(&mut self, change: &Change<'_>) {
+        self.stored.apply(change);
     }
 }
 

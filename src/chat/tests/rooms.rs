@@ -206,7 +206,7 @@ fn shutdown_says_goodbye_to_everyone() {
     let mut h = Harness::new();
     h.login(0, "alice");
     h.connect(1);
-    h.chat.shutdown(&mut h.out);
+    h.chat.shutdown(h.now, &mut h.out);
     assert_eq!(h.out.take(0), ["* Server shutting down. Bye!"]);
     assert_eq!(h.out.take(1), ["* Server shutting down. Bye!"]);
     assert_eq!(h.out.closed, [0, 1]);

@@ -132,7 +132,7 @@ fn sessions_expire_after_the_ttl() {
     h.ask(0, "/join dev");
     h.drop_client(0);
     h.now += Duration::from_secs(59);
-    h.chat.expire_sessions(h.now);
+    h.chat.expire_sessions(h.now, &mut h.out);
     assert_eq!(h.chat.saved_count(), 1);
     h.now += Duration::from_secs(2);
     // Not swept yet, but already too old to restore.
@@ -141,7 +141,7 @@ fn sessions_expire_after_the_ttl() {
         h.ask(1, "/nick alice"),
         ["* Welcome, alice. Rooms: main. Active room: main."]
     );
-    h.chat.expire_sessions(h.now);
+    h.chat.expire_sessions(h.now, &mut h.out);
     assert_eq!(h.chat.saved_count(), 0);
 }
 
