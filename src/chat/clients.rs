@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use super::{ClientId, RoomId};
 use crate::protocol::LineError;
 
-/// Lines a client may send while its nick claim is being decided; they are handled after.
+/// Lines a client may send while a nick claim or a password check is under way; they are
+/// handled after.
 pub(crate) const MAX_LINES_WHILE_CLAIMING: usize = 64;
 
 /// A nick as shown and as compared.
@@ -17,11 +18,33 @@ pub(crate) struct Nick {
     pub(crate) key: String,
 }
 
-/// A `/nick` waiting for the shared registry's answer.
+/// What a client's command waits for before the client's next lines are handled.
 #[derive(Debug)]
-pub(crate) struct PendingClaim {
-    /// The nick asked for.
-    pub(crate) nick: String,
+pub(crate) enum Waiting {
+    /// The shared registry's answer to a claim of this nick.
+    Claim(String),
+    /// The answer to the auth job with this ticket.
+    Auth(u64),
+}
+
+/// What to do when a password has been hashed or checked.
+#[derive(Debug, Clone)]
+pub(crate) enum AuthOp {
+    /// `/register`: the client's nick (key, display) is registered.
+    Register(String, String),
+    /// `/password`: the client's nick (key, display) has a new password.
+    ChangePassword(String, String),
+    /// `/unregister`: the client's nick (key, display) is no longer registered.
+    Unregister(String, String),
+    /// `/nick NAME PASSWORD`: log in as NAME (display, key) if the password is right.
+    Login(String, String),
+}
+
+/// A command waiting for an answer from outside the chat.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    /// What it waits for.
+    pub(crate) waiting: Waiting,
     /// Lines (and refused lines) that arrived meanwhile, handled in order once it is decided.
     pub(crate) queued: Vec<Result<String, LineError>>,
 }
@@ -35,8 +58,8 @@ pub(crate) struct Client {
     pub(crate) rooms: Vec<RoomId>,
     /// Where plain lines go; always one of `rooms` once named.
     pub(crate) active: RoomId,
-    /// Set while a `/nick` waits for the shared registry.
-    pub(crate) claim: Option<Box<PendingClaim>>,
+    /// Set while a command waits for the shared registry or a password check.
+    pub(crate) pending: Option<Box<Pending>>,
 }
 
 /// Connected clients by id, and the nicks held by them.
@@ -58,7 +81,7 @@ impl Clients {
             nick: None,
             rooms: Vec::new(),
             active: main,
-            claim: None,
+            pending: None,
         });
     }
 

@@ -2,9 +2,9 @@
 
 use std::time::Instant;
 
-use super::clients::{Nick, PendingClaim};
+use super::clients::{Nick, Pending, Waiting};
 use super::{messages, Chat, ClaimOutcome, ClientId, Event, Outbox, Presence, SavedRooms};
-use crate::protocol::name_key;
+use crate::protocol::{name_key, LineError};
 
 impl Chat {
     /// Asks the shared registry for `name`; lines from the client wait until it answers.
@@ -16,8 +16,8 @@ impl Chat {
         out: &mut impl Outbox,
     ) {
         if let Some(client) = self.clients.get_mut(id) {
-            client.claim = Some(Box::new(PendingClaim {
-                nick: name.to_string(),
+            client.pending = Some(Box::new(Pending {
+                waiting: Waiting::Claim(name.to_string()),
                 queued: Vec::new(),
             }));
             out.claim_nick(id, name, rename);
@@ -37,10 +37,10 @@ impl Chat {
         now: Instant,
         out: &mut impl Outbox,
     ) {
-        let claim = self
-            .clients
-            .get_mut(id)
-            .and_then(|c| c.claim.take_if(|claim| claim.nick == nick));
+        let claim = self.clients.get_mut(id).and_then(|c| {
+            c.pending
+                .take_if(|p| matches!(&p.waiting, Waiting::Claim(claimed) if claimed == nick))
+        });
         let Some(claim) = claim else {
             if matches!(outcome, ClaimOutcome::Granted(_)) {
                 out.publish(&Event::NickReleased { nick });
@@ -66,11 +66,42 @@ impl Chat {
             ClaimOutcome::InUse => out.send(id, messages::nick_in_use(&mut self.line, nick)),
             ClaimOutcome::Saved => out.send(id, messages::nick_saved(&mut self.line, nick)),
         }
-        for line in claim.queued {
+        self.handle_queued(id, claim.queued, now, out);
+    }
+
+    /// Handles, in order, the lines a client sent while its command waited.
+    pub(super) fn handle_queued(
+        &mut self,
+        id: ClientId,
+        queued: Vec<Result<String, LineError>>,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) {
+        for line in queued {
             match line {
                 Ok(line) => self.handle_line(id, &line, now, out),
                 Err(error) => self.reject_line(id, error, out),
             }
+        }
+    }
+
+    /// Gives client `id` the free nick `name`: its first nick (restoring a saved session) or
+    /// a rename, which is refused onto a nick whose user is away with a saved session.
+    pub(super) fn take_nick(
+        &mut self,
+        id: ClientId,
+        name: &str,
+        key: String,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) {
+        if self.clients.nick_of(id).is_none() {
+            let restored = self.take_session(&key, now, out);
+            self.log_in(id, name, key, restored, now, out);
+        } else if self.sessions.contains(&key, now) {
+            out.send(id, messages::nick_saved(&mut self.line, name));
+        } else {
+            self.rename(id, name, key, out);
         }
     }
 

@@ -18,7 +18,7 @@ const NAME_RULE: &str = "use 1-32 letters, digits, _ or -";
 /// The answer to `/help`, one notice a line.
 const HELP: &[&str] = &[
     "Commands:",
-    "  /nick NAME            set your nick (restores your rooms if you were here before)",
+    "  /nick NAME [PASSWORD] set your nick (restores your rooms if you were here before)",
     "  /join ROOM            join ROOM and make it your active room",
     "  /leave ROOM           leave ROOM (you fall back to main if it was active)",
     "  /rooms                list rooms and their member counts",
@@ -26,6 +26,8 @@ const HELP: &[&str] = &[
     "  /msg NICK TEXT        private message to NICK (kept for them if they are away)",
     "  /history [ROOM] [N]   the last N messages of ROOM (default: active room, 20)",
     "  /me TEXT              action in your active room",
+    "  /register PASSWORD    protect your nick with a password (/password NEW, /unregister)",
+    "  /token                a one-use token: /nick NAME TOKEN takes your session back",
     "  /help                 this list",
     "  /quit                 leave (your session stays restorable)",
     "Any other line is a message to your active room; start it with // to send a leading /.",
@@ -162,10 +164,15 @@ pub(crate) fn history_empty<'b>(line: &'b mut Vec<u8>, room: &str) -> &'b [u8] {
 
 /// `1 message`, `3 messages`.
 fn messages_count(count: usize) -> String {
+    counted(count, "message")
+}
+
+/// `1 NOUN`, `3 NOUNs`.
+fn counted(count: usize, noun: &str) -> String {
     if count == 1 {
-        "1 message".to_string()
+        format!("1 {noun}")
     } else {
-        format!("{count} messages")
+        format!("{count} {noun}s")
     }
 }
 
@@ -193,11 +200,7 @@ pub(crate) fn kept_private<'b>(
 
 /// Before the private messages kept for a returning user.
 pub(crate) fn kept_privates_header(line: &mut Vec<u8>, count: usize) -> &[u8] {
-    let count = if count == 1 {
-        "1 private message".to_string()
-    } else {
-        format!("{count} private messages")
-    };
+    let count = counted(count, "private message");
     notice(line, &["Missed while you were away: ", &count, "."])
 }
 
@@ -389,6 +392,47 @@ pub(crate) fn bye<'b>(line: &'b mut Vec<u8>, nick: Option<&str>) -> &'b [u8] {
     }
 }
 
+/// `/register` done: the registration is saved.
+pub(crate) fn registered<'b>(line: &'b mut Vec<u8>, nick: &str) -> &'b [u8] {
+    notice(
+        line,
+        &[
+            nick,
+            " is now registered: from now on /nick ",
+            nick,
+            " PASSWORD logs in as ",
+            nick,
+            ".",
+        ],
+    )
+}
+
+/// `/password` done.
+pub(crate) fn password_changed<'b>(line: &'b mut Vec<u8>, nick: &str) -> &'b [u8] {
+    notice(line, &["The password of ", nick, " is changed."])
+}
+
+/// `/unregister` done.
+pub(crate) fn unregistered<'b>(line: &'b mut Vec<u8>, nick: &str) -> &'b [u8] {
+    notice(line, &[nick, " is no longer registered."])
+}
+
+/// The answer to `/token`.
+pub(crate) fn resume_token<'b>(line: &'b mut Vec<u8>, token: &str) -> &'b [u8] {
+    notice(line, &["Resume token: ", token])
+}
+
+/// To a connection whose nick was taken by its owner from another connection.
+pub(crate) fn taken_over<'b>(line: &'b mut Vec<u8>, nick: &str) -> &'b [u8] {
+    notice(
+        line,
+        &[
+            nick,
+            " logged in from another connection; this one is closed.",
+        ],
+    )
+}
+
 /// The server is stopping.
 pub(crate) fn shutting_down(line: &mut Vec<u8>) -> &[u8] {
     notice(line, &["Server shutting down. Bye!"])
@@ -458,6 +502,75 @@ pub(crate) fn invalid_nick<'b>(line: &'b mut Vec<u8>, nick: &str) -> &'b [u8] {
 /// A room name that breaks the name rules.
 pub(crate) fn invalid_room<'b>(line: &'b mut Vec<u8>, room: &str) -> &'b [u8] {
     error(line, &["invalid room name \"", room, "\": ", NAME_RULE])
+}
+
+/// A bare `/nick` for a registered nick.
+pub(crate) fn nick_registered<'b>(line: &'b mut Vec<u8>, nick: &str) -> &'b [u8] {
+    error(
+        line,
+        &[
+            "nick ",
+            nick,
+            " is registered; use /nick ",
+            nick,
+            " PASSWORD",
+        ],
+    )
+}
+
+/// A wrong password in `/nick NAME PASSWORD`.
+pub(crate) fn wrong_password<'b>(line: &'b mut Vec<u8>, nick: &str) -> &'b [u8] {
+    error(line, &["wrong password for ", nick])
+}
+
+/// Any attempt for a nick locked after too many wrong passwords.
+pub(crate) fn locked<'b>(line: &'b mut Vec<u8>, nick: &str, seconds: u64) -> &'b [u8] {
+    let seconds = seconds.to_string();
+    error(
+        line,
+        &[
+            "too many wrong passwords for ",
+            nick,
+            "; try again in ",
+            &seconds,
+            " s",
+        ],
+    )
+}
+
+/// `/register` of a nick that is registered already.
+pub(crate) fn already_registered<'b>(line: &'b mut Vec<u8>, nick: &str) -> &'b [u8] {
+    error(
+        line,
+        &[
+            nick,
+            " is already registered; /password NEW changes its password",
+        ],
+    )
+}
+
+/// `/password` or `/unregister` of a nick nobody registered.
+pub(crate) fn not_registered<'b>(line: &'b mut Vec<u8>, nick: &str) -> &'b [u8] {
+    error(
+        line,
+        &[nick, " is not registered; /register PASSWORD registers it"],
+    )
+}
+
+/// A password job the server could not do (storage failed, too busy, no accounts).
+pub(crate) fn auth_failed<'b>(line: &'b mut Vec<u8>, reason: &str) -> &'b [u8] {
+    error(
+        line,
+        &["that did not work (", reason, "); please try again"],
+    )
+}
+
+/// Accounts are not available on this server (cluster mode).
+pub(crate) fn accounts_unavailable(line: &mut Vec<u8>) -> &[u8] {
+    error(
+        line,
+        &["registered nicks are not available on this server (cluster mode)"],
+    )
 }
 
 /// A nick held by a live connection.

@@ -20,6 +20,8 @@
 //! - `event`, `outbox`, `config`, `ids`: the types at the seams ([`Event`], [`Outbox`],
 //!   [`ChatConfig`], [`ClientId`]), re-exported here.
 
+mod accounts;
+mod auth;
 mod clients;
 mod clock;
 mod cmd;
@@ -39,11 +41,13 @@ mod roster;
 mod sessions;
 mod storage;
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use crate::protocol::LineError;
 
-use clients::{Clients, MAX_LINES_WHILE_CLAIMING};
+use accounts::Accounts;
+use clients::{AuthOp, Clients, MAX_LINES_WHILE_CLAIMING};
 use clock::WallClock;
 use history::History;
 use mailbox::Mailboxes;
@@ -51,6 +55,7 @@ use rooms::Rooms;
 use roster::RemoteRoster;
 use sessions::SavedSessions;
 
+pub use accounts::{Account, AuthAnswer, AuthJob};
 pub use config::ChatConfig;
 pub use event::{ClaimOutcome, Event, Presence, SavedRooms};
 pub use history::{HistoryLimits, StoredMessage};
@@ -75,6 +80,11 @@ pub struct Chat {
     history: History,
     /// Private messages kept for users who are away.
     mailboxes: Mailboxes,
+    /// Registered nicks, wrong-password counts and resume tokens.
+    accounts: Accounts,
+    /// Auth jobs handed out and not answered yet, by ticket.
+    auth_jobs: HashMap<u64, AuthOp>,
+    next_ticket: u64,
     /// Turns the loop's instants into the times stored with messages.
     clock: WallClock,
     /// Reused buffer in which each outgoing line is formatted once.
@@ -92,6 +102,9 @@ impl Chat {
             rooms: Rooms::new(),
             remote: RemoteRoster::default(),
             mailboxes: Mailboxes::default(),
+            accounts: Accounts::default(),
+            auth_jobs: HashMap::new(),
+            next_ticket: 0,
             clock: WallClock::system(),
             line: Vec::with_capacity(256),
         }
@@ -121,11 +134,11 @@ impl Chat {
 
     /// A line that could not be decoded.
     pub fn reject_line(&mut self, id: ClientId, error: LineError, out: &mut impl Outbox) {
-        // While a nick claim is pending, the refusal waits its turn behind the queued lines.
-        let claim = self.clients.get_mut(id).and_then(|c| c.claim.as_mut());
-        if let Some(claim) = claim {
-            if claim.queued.len() < MAX_LINES_WHILE_CLAIMING {
-                claim.queued.push(Err(error));
+        // While a command waits, the refusal waits its turn behind the queued lines.
+        let pending = self.clients.get_mut(id).and_then(|c| c.pending.as_mut());
+        if let Some(pending) = pending {
+            if pending.queued.len() < MAX_LINES_WHILE_CLAIMING {
+                pending.queued.push(Err(error));
             }
             return;
         }
@@ -138,9 +151,9 @@ impl Chat {
         let Some(client) = self.clients.get_mut(id) else {
             return;
         };
-        if let Some(claim) = client.claim.as_mut() {
-            if claim.queued.len() < MAX_LINES_WHILE_CLAIMING {
-                claim.queued.push(Ok(line.to_string()));
+        if let Some(pending) = client.pending.as_mut() {
+            if pending.queued.len() < MAX_LINES_WHILE_CLAIMING {
+                pending.queued.push(Ok(line.to_string()));
             } else {
                 out.send(id, messages::still_claiming(&mut self.line));
             }
@@ -198,6 +211,7 @@ impl Chat {
     /// its age. Cheap when nothing expires.
     pub fn expire_sessions(&mut self, now: Instant, out: &mut impl Outbox) {
         self.expire_saved_sessions(now, out);
+        self.accounts.expire_attempts(now);
         self.history.enforce_bounds(self.clock.unix_ms(now));
         self.store_trims(out);
     }

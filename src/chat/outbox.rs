@@ -1,6 +1,6 @@
 //! The seam between the chat and the world: where its lines, closes and events go.
 
-use super::{Change, ClientId, Event};
+use super::{AuthJob, Change, ClientId, Event};
 
 /// Where the chat's output goes.
 ///
@@ -28,4 +28,10 @@ pub trait Outbox {
     fn claim_nick(&mut self, _client: ClientId, _nick: &str, _rename: bool) {}
     /// Records a change to the chat's durable state; without a store it is only in memory.
     fn store(&mut self, _change: &Change<'_>) {}
+    /// Hands out a password job for client `client`; its answer comes back through
+    /// [`super::Chat::finish_auth`] with the same `ticket`. False if it cannot be taken (no
+    /// accounts here, or too many jobs waiting): the chat tells the client.
+    fn authenticate(&mut self, _client: ClientId, _ticket: u64, _job: AuthJob) -> bool {
+        false
+    }
 }

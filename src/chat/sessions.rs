@@ -14,8 +14,9 @@ use super::SavedRooms;
 #[derive(Debug)]
 struct Saved {
     rooms: SavedRooms,
-    /// Its place in the expiry order.
-    seq: u64,
+    /// Its place in the expiry order; `None` for a registered nick's session, which neither
+    /// expires nor counts against the cap.
+    seq: Option<u64>,
     saved_at: Instant,
 }
 
@@ -47,13 +48,23 @@ impl SavedSessions {
         self.by_key.len()
     }
 
-    /// Saves `rooms` for nick `key` (replacing what was saved for it); past the cap the oldest
-    /// sessions are forgotten, and their nick keys returned.
-    pub(crate) fn save(&mut self, key: String, rooms: SavedRooms, now: Instant) -> Vec<String> {
+    /// Saves `rooms` for nick `key` (replacing what was saved for it); a `pinned` session (a
+    /// registered nick's) never expires. Past the cap the oldest unpinned sessions are
+    /// forgotten, and their nick keys returned.
+    pub(crate) fn save(
+        &mut self,
+        key: String,
+        rooms: SavedRooms,
+        now: Instant,
+        pinned: bool,
+    ) -> Vec<String> {
         self.remove(&key);
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.expiry.insert(seq, key.clone());
+        let seq = (!pinned).then(|| {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.expiry.insert(seq, key.clone());
+            seq
+        });
         let saved = Saved {
             rooms,
             seq,
@@ -61,7 +72,7 @@ impl SavedSessions {
         };
         self.by_key.insert(key, saved);
         let mut evicted = Vec::new();
-        while self.by_key.len() > self.cap {
+        while self.expiry.len() > self.cap {
             match self.drop_oldest() {
                 Some(key) => evicted.push(key),
                 None => break,
@@ -74,7 +85,7 @@ impl SavedSessions {
     pub(crate) fn contains(&self, key: &str, now: Instant) -> bool {
         self.by_key
             .get(key)
-            .is_some_and(|s| now.duration_since(s.saved_at) < self.ttl)
+            .is_some_and(|s| s.seq.is_none() || now.duration_since(s.saved_at) < self.ttl)
     }
 
     /// Removes and returns the unexpired saved session of nick `key`.
@@ -116,7 +127,9 @@ impl SavedSessions {
     /// Removes the session of `key` and its expiry entry together.
     fn remove(&mut self, key: &str) -> Option<SavedRooms> {
         let saved = self.by_key.remove(key)?;
-        self.expiry.remove(&saved.seq);
+        if let Some(seq) = saved.seq {
+            self.expiry.remove(&seq);
+        }
         Some(saved.rooms)
     }
 

@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use super::{Chat, KeptPrivate, Outbox, SavedRooms, StoredMessage};
+use super::{Account, Chat, KeptPrivate, Outbox, SavedRooms, StoredMessage};
 
 /// A change to the chat's durable state. Nick and room names are their keys (lowercase).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +59,21 @@ pub enum Change<'a> {
         /// The addressee's nick key.
         to: &'a str,
     },
+    /// A nick was registered, or its password changed. A store has usually written this
+    /// already, durably, when it did the [`AuthJob::Register`](super::AuthJob::Register) that
+    /// led to it; recording it again must be harmless.
+    AccountSaved {
+        /// The nick's key.
+        nick: &'a str,
+        /// The account.
+        account: &'a Account,
+    },
+    /// A nick's registration was removed (written durably by the
+    /// [`AuthJob::Unregister`](super::AuthJob::Unregister) that led to it).
+    AccountRemoved {
+        /// The nick's key.
+        nick: &'a str,
+    },
 }
 
 /// One room's history as a store hands it back.
@@ -81,6 +96,8 @@ pub struct Snapshot {
     pub sessions: Vec<(String, SavedRooms)>,
     /// Kept private messages by the addressee's nick key, oldest first.
     pub privates: Vec<(String, Vec<KeptPrivate>)>,
+    /// Registered nicks by key.
+    pub accounts: Vec<(String, Account)>,
 }
 
 impl Snapshot {
@@ -121,6 +138,11 @@ impl Snapshot {
                 }
             }
             Change::PrivatesCleared { to } => self.privates.retain(|(key, _)| key != to),
+            Change::AccountSaved { nick, account } => {
+                self.accounts.retain(|(key, _)| key != nick);
+                self.accounts.push((nick.to_string(), account.clone()));
+            }
+            Change::AccountRemoved { nick } => self.accounts.retain(|(key, _)| key != nick),
         }
     }
 
@@ -130,6 +152,7 @@ impl Snapshot {
         self.rooms.sort_by(|a, b| a.key.cmp(&b.key));
         self.sessions.sort_by(|a, b| a.0.cmp(&b.0));
         self.privates.sort_by(|a, b| a.0.cmp(&b.0));
+        self.accounts.sort_by(|a, b| a.0.cmp(&b.0));
     }
 
     fn room_mut(&mut self, key: &str) -> &mut RoomSnapshot {
@@ -152,6 +175,10 @@ impl Chat {
     /// an hour before the restart expires an hour sooner. Bounds that shrank since are applied.
     pub fn restore(&mut self, snapshot: Snapshot, now: Instant) {
         let now_ms = self.clock.unix_ms(now);
+        // Accounts first: a registered nick's session is pinned.
+        for (key, account) in snapshot.accounts {
+            self.accounts.insert(key, account);
+        }
         for room in snapshot.rooms {
             self.history.restore_count(&room.key, room.posted);
             for message in room.messages {
@@ -166,7 +193,8 @@ impl Chat {
         for (key, session) in sessions {
             let age = std::time::Duration::from_millis(now_ms.saturating_sub(session.left_at_ms));
             let saved_at = now.checked_sub(age).unwrap_or(now);
-            for evicted in self.sessions.save(key, session, saved_at) {
+            let pinned = self.accounts.is_registered(&key);
+            for evicted in self.sessions.save(key, session, saved_at, pinned) {
                 self.mailboxes.forget(&evicted);
             }
         }
@@ -195,6 +223,11 @@ impl Chat {
                 .mailboxes
                 .iter()
                 .map(|(key, kept)| (key.to_string(), kept.iter().cloned().collect()))
+                .collect(),
+            accounts: self
+                .accounts
+                .iter()
+                .map(|(key, account)| (key.to_string(), account.clone()))
                 .collect(),
         }
     }
@@ -248,7 +281,8 @@ impl Chat {
             nick: &key,
             session: &session,
         });
-        for evicted in self.sessions.save(key, session, now) {
+        let pinned = self.accounts.is_registered(&key);
+        for evicted in self.sessions.save(key, session, now, pinned) {
             self.forget_session(&evicted, out);
         }
     }

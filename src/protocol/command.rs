@@ -3,8 +3,16 @@
 /// One parsed client line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command<'a> {
-    /// `/nick NAME`
-    Nick(&'a str),
+    /// `/nick NAME [SECRET]`: SECRET is a password or a resume token.
+    Nick(&'a str, Option<&'a str>),
+    /// `/register PASSWORD`
+    Register(&'a str),
+    /// `/password NEW`
+    Password(&'a str),
+    /// `/unregister`
+    Unregister,
+    /// `/token`
+    Token,
     /// `/join ROOM`
     Join(&'a str),
     /// `/leave ROOM`
@@ -54,7 +62,15 @@ impl<'a> Command<'a> {
         let (name, args) = split_word(rest);
         let name_lower = name.to_ascii_lowercase();
         match name_lower.as_str() {
-            "nick" => one_word(args, "/nick NAME").map(Command::Nick),
+            "nick" => {
+                let (name, secret) = split_word(args);
+                let name = non_empty(name).ok_or(ParseError::Usage("/nick NAME [PASSWORD]"))?;
+                Ok(Command::Nick(name, non_empty(secret.trim())))
+            }
+            "register" => secret(args, "/register PASSWORD").map(Command::Register),
+            "password" => secret(args, "/password NEW").map(Command::Password),
+            "unregister" => Ok(Command::Unregister),
+            "token" => Ok(Command::Token),
             "join" => one_word(args, "/join ROOM").map(Command::Join),
             "leave" | "part" => one_word(args, "/leave ROOM").map(Command::Leave),
             "rooms" | "list" => Ok(Command::Rooms),
@@ -108,6 +124,11 @@ fn split_word(text: &str) -> (&str, &str) {
 /// The whole (trimmed) argument, which must be present. Extra words are kept so that name
 /// validation can name the offending value in full (`invalid nick "a b"`).
 fn one_word<'a>(args: &'a str, usage: &'static str) -> Result<&'a str, ParseError> {
+    non_empty(args.trim()).ok_or(ParseError::Usage(usage))
+}
+
+/// A password: the rest of the line without its outer spaces, which must not be empty.
+fn secret<'a>(args: &'a str, usage: &'static str) -> Result<&'a str, ParseError> {
     non_empty(args.trim()).ok_or(ParseError::Usage(usage))
 }
 

@@ -188,7 +188,24 @@ fn buffer_stays_bounded_for_an_endless_line() {
 
 #[test]
 fn parses_commands() {
-    assert_eq!(Command::parse("/nick Вася"), Ok(Command::Nick("Вася")));
+    assert_eq!(
+        Command::parse("/nick Вася"),
+        Ok(Command::Nick("Вася", None))
+    );
+    assert_eq!(
+        Command::parse("/nick Вася  correct horse "),
+        Ok(Command::Nick("Вася", Some("correct horse")))
+    );
+    assert_eq!(
+        Command::parse("/register  s3cret "),
+        Ok(Command::Register("s3cret"))
+    );
+    assert_eq!(
+        Command::parse("/password new"),
+        Ok(Command::Password("new"))
+    );
+    assert_eq!(Command::parse("/unregister"), Ok(Command::Unregister));
+    assert_eq!(Command::parse("/TOKEN"), Ok(Command::Token));
     assert_eq!(Command::parse("/JOIN  dev "), Ok(Command::Join("dev")));
     assert_eq!(Command::parse("/leave dev"), Ok(Command::Leave("dev")));
     assert_eq!(Command::parse("/rooms"), Ok(Command::Rooms));
@@ -213,7 +230,15 @@ fn parses_commands() {
 fn reports_bad_commands() {
     assert_eq!(
         Command::parse("/nick"),
-        Err(ParseError::Usage("/nick NAME"))
+        Err(ParseError::Usage("/nick NAME [PASSWORD]"))
+    );
+    assert_eq!(
+        Command::parse("/register   "),
+        Err(ParseError::Usage("/register PASSWORD"))
+    );
+    assert_eq!(
+        Command::parse("/password"),
+        Err(ParseError::Usage("/password NEW"))
     );
     assert_eq!(
         Command::parse("/join   "),
@@ -226,7 +251,10 @@ fn reports_bad_commands() {
     assert_eq!(Command::parse("/me "), Err(ParseError::Usage("/me TEXT")));
     let unknown = Command::parse("/frob x").unwrap_err();
     assert_eq!(unknown, ParseError::Unknown("frob".to_string()));
-    assert_eq!(Command::parse("/nick a b"), Ok(Command::Nick("a b")));
+    assert_eq!(
+        Command::parse("/nick a b"),
+        Ok(Command::Nick("a", Some("b")))
+    );
 }
 
 #[test]

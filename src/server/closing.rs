@@ -120,5 +120,8 @@ impl Server {
         if let Some(cluster) = self.delivery.cluster.take() {
             cluster.stop(self.chat.local_nicks());
         }
+        if let Some(auth) = self.delivery.auth.take() {
+            auth.stop();
+        }
     }
 }

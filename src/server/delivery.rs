@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 use log::debug;
 use slab::Slab;
 
+use super::auth::AuthWorker;
 use super::connection::{Connection, Flushed, State};
 use super::output::{BufferPool, Span, TurnOutput};
-use crate::chat::{ClientId, Event, Outbox};
+use crate::chat::{AuthJob, ClientId, Event, Outbox};
 use crate::cluster::Cluster;
 
 /// How long a connection that said goodbye (`/quit`, end of input) waits for its peer to take
@@ -60,11 +61,13 @@ pub(crate) struct Delivery {
     sendq: usize,
     /// Cluster mode's link to Redis; `None` standalone.
     pub(crate) cluster: Option<Cluster>,
+    /// The password worker; `None` in cluster mode (owned nicks are a standalone feature).
+    pub(crate) auth: Option<AuthWorker>,
 }
 
 impl Delivery {
     /// No connections yet; `sendq` bytes of output at most per connection.
-    pub(crate) fn new(sendq: usize, cluster: Option<Cluster>) -> Self {
+    pub(crate) fn new(sendq: usize, cluster: Option<Cluster>, auth: Option<AuthWorker>) -> Self {
         Self {
             connections: Slab::new(),
             dirty: Vec::new(),
@@ -76,6 +79,7 @@ impl Delivery {
             closing: VecDeque::new(),
             sendq,
             cluster,
+            auth,
         }
     }
 
@@ -260,6 +264,12 @@ impl Outbox for Delivery {
         if let Some(cluster) = self.cluster.as_mut() {
             cluster.claim(client, nick, rename);
         }
+    }
+
+    fn authenticate(&mut self, client: ClientId, ticket: u64, job: AuthJob) -> bool {
+        self.auth
+            .as_ref()
+            .is_some_and(|auth| auth.submit(client, ticket, job))
     }
 }
 

@@ -46,11 +46,8 @@ impl Server {
                     return;
                 }
                 Ok(n) => {
-                    log::trace!(
-                        "client {}: read \"{}\"",
-                        id.index(),
-                        self.read_buf[..n].escape_ascii()
-                    );
+                    // Only the size: the bytes may hold a password.
+                    log::trace!("client {}: read {n} bytes", id.index());
                     let input = &self.read_buf[..n];
                     let (chat, delivery) = (&mut self.chat, &mut self.delivery);
                     let used = feed_chat(chat, delivery, self.max_line, id, input, &mut lines, now);

@@ -16,6 +16,7 @@
 //! Idle connections cost nothing per turn: only connections with events or output are touched.
 
 mod accept;
+mod auth;
 mod closing;
 mod cluster_news;
 mod connection;
@@ -36,8 +37,10 @@ use crate::chat::{Chat, ClientId};
 use crate::cluster::Cluster;
 use crate::config::Config;
 use accept::Admission;
+use auth::AuthWorker;
 use delivery::Delivery;
 
+pub use auth::{AccountWriter, ITERATIONS, LANES, MEMORY_KIB};
 pub use closing::ShutdownHandle;
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -101,6 +104,10 @@ impl Server {
             Some(url) => Some(join_cluster(config, url, &waker)?),
             None => None,
         };
+        let auth = match cluster {
+            None => Some(AuthWorker::start(Arc::clone(&waker), None)?),
+            Some(_) => None,
+        };
         Ok(Server {
             poll,
             local_addr,
@@ -108,7 +115,7 @@ impl Server {
             stop: Arc::new(AtomicBool::new(false)),
             signals: None,
             chat: Chat::new(config.chat()),
-            delivery: Delivery::new(config.sendq as usize, cluster),
+            delivery: Delivery::new(config.sendq as usize, cluster, auth),
             admission: Admission::new(listener, config.connection_limit()),
             read_buf: vec![0; READ_BUFFER],
             unfinished_reads: Vec::new(),
@@ -180,11 +187,24 @@ impl Server {
             }
             self.housekeeping(now);
             self.take_cluster_news(now);
+            self.take_auth_answers(now);
             self.reap_and_flush(now);
             self.release_idle_memory(now);
         }
         self.shut_down();
         Ok(())
+    }
+
+    /// Hands the password worker's answers to the chat.
+    fn take_auth_answers(&mut self, now: Instant) {
+        let Some(auth) = &self.delivery.auth else {
+            return;
+        };
+        for answer in auth.answers() {
+            let (client, ticket) = (answer.client, answer.ticket);
+            self.chat
+                .finish_auth(client, ticket, answer.answer, now, &mut self.delivery);
+        }
     }
 
     /// The socket of `id` takes output again: write what it still owes.

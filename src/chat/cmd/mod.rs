@@ -10,9 +10,13 @@ mod join;
 mod leave;
 mod msg;
 mod nick;
+mod password;
 mod quit;
+mod register;
 mod rooms;
 mod say;
+mod token;
+mod unregister;
 mod who;
 
 use std::time::Instant;
@@ -39,7 +43,7 @@ pub(super) fn run(chat: &mut Chat, id: ClientId, line: &str, now: Instant, out: 
         Command::Empty => {}
         Command::Help => help::help(chat, id, out),
         Command::Quit => quit::quit(chat, id, now, out),
-        Command::Nick(name) => nick::nick(chat, id, name, now, out),
+        Command::Nick(name, secret) => nick::nick(chat, id, name, secret, now, out),
         _ if !named => out.send(id, messages::nick_first(&mut chat.line)),
         Command::Join(room) => join::join(chat, id, room, out),
         Command::Leave(room) => leave::leave(chat, id, room, out),
@@ -47,6 +51,10 @@ pub(super) fn run(chat: &mut Chat, id: ClientId, line: &str, now: Instant, out: 
         Command::Who(room) => who::who(chat, id, room, out),
         Command::Msg(to, text) => msg::msg(chat, id, to, text, now, out),
         Command::History(room, count) => history::history(chat, id, room, count, now, out),
+        Command::Register(password) => register::register(chat, id, password, out),
+        Command::Password(new) => password::password(chat, id, new, out),
+        Command::Unregister => unregister::unregister(chat, id, out),
+        Command::Token => token::token(chat, id, out),
         Command::Me(text) => say::say(chat, id, text, true, now, out),
         Command::Say(text) => say::say(chat, id, text, false, now, out),
     }

@@ -7,7 +7,7 @@ use crate::chat::{messages, Change, Chat, ClientId, Event, Outbox};
 use crate::protocol::name_key;
 
 /// Delivers `text` to `to` and echoes it to the sender; keeps it for `to` if they are away
-/// (a saved session).
+/// (a saved session, or a registered nick).
 pub(super) fn msg(
     chat: &mut Chat,
     id: ClientId,
@@ -28,7 +28,7 @@ pub(super) fn msg(
             text,
         });
         user.nick.clone()
-    } else if chat.sessions.contains(&key, now) {
+    } else if chat.sessions.contains(&key, now) || chat.accounts.is_registered(&key) {
         let kept = KeptPrivate {
             at_ms: chat.clock.unix_ms(now),
             from,

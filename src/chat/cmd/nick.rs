@@ -8,8 +8,16 @@ use crate::chat::{messages, Chat, ClientId, Outbox};
 use crate::protocol::{name_key, validate_name};
 
 /// Takes `name` for client `id`: a first login, a restore, a rename, or (with a shared
-/// registry) a claim that the cluster decides.
-pub(super) fn nick(chat: &mut Chat, id: ClientId, name: &str, now: Instant, out: &mut impl Outbox) {
+/// registry) a claim that the cluster decides. With `secret` (a password or a resume token),
+/// a registered nick, or one held by a live connection, can be taken too.
+pub(super) fn nick(
+    chat: &mut Chat,
+    id: ClientId,
+    name: &str,
+    secret: Option<&str>,
+    now: Instant,
+    out: &mut impl Outbox,
+) {
     if !validate_name(name) {
         out.send(id, messages::invalid_nick(&mut chat.line, name));
         return;
@@ -18,18 +26,21 @@ pub(super) fn nick(chat: &mut Chat, id: ClientId, name: &str, now: Instant, out:
     let current = chat.clients.nick_of(id).map(|n| n.key.clone());
     if current.as_deref() == Some(key.as_str()) {
         chat.rename(id, name, key, out);
+        return;
+    }
+    // Owned nicks are a standalone feature: a cluster decides nicks through its registry.
+    if let Some(secret) = secret.filter(|_| !chat.config.shared_registry) {
+        if chat.log_in_with_secret(id, name, key.clone(), secret, now, out) {
+            return;
+        }
+    }
+    if chat.accounts.is_registered(&key) {
+        out.send(id, messages::nick_registered(&mut chat.line, name));
     } else if chat.clients.holder(&key).is_some() || chat.remote.user(name).is_some() {
         out.send(id, messages::nick_in_use(&mut chat.line, name));
     } else if chat.config.shared_registry {
         chat.start_claim(id, name, current.is_some(), out);
-    } else if current.is_some() {
-        if chat.sessions.contains(&key, now) {
-            out.send(id, messages::nick_saved(&mut chat.line, name));
-        } else {
-            chat.rename(id, name, key, out);
-        }
     } else {
-        let restored = chat.take_session(&key, now, out);
-        chat.log_in(id, name, key, restored, now, out);
+        chat.take_nick(id, name, key, now, out);
     }
 }

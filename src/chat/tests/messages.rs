@@ -72,6 +72,24 @@ fn samples() -> Vec<(&'static str, String)> {
         ("kept_privates_end", kept_privates_end(&mut b).into()),
         ("private_kept", private_kept(&mut b, "Вася").into()),
         ("mailbox_full", mailbox_full(&mut b, "Вася", 100).into()),
+        ("registered", registered(&mut b, "Вася").into()),
+        ("password_changed", password_changed(&mut b, "Вася").into()),
+        ("unregistered", unregistered(&mut b, "Вася").into()),
+        (
+            "resume_token",
+            resume_token(&mut b, "3q2-7wAAAAAAAAAAAAAAAA").into(),
+        ),
+        ("taken_over", taken_over(&mut b, "Вася").into()),
+        ("nick_registered", nick_registered(&mut b, "Вася").into()),
+        ("wrong_password", wrong_password(&mut b, "Вася").into()),
+        ("locked", locked(&mut b, "Вася", 42).into()),
+        (
+            "already_registered",
+            already_registered(&mut b, "Вася").into(),
+        ),
+        ("not_registered", not_registered(&mut b, "Вася").into()),
+        ("auth_failed", auth_failed(&mut b, "could not save").into()),
+        ("accounts_unavailable", accounts_unavailable(&mut b).into()),
         ("greeting", greeting(&mut b, no_history).into()),
         (
             "greeting_history",
@@ -186,4 +204,13 @@ fn every_line_kind_matches_the_shared_fixture() {
     let samples = samples();
     let samples: Vec<(&str, &str)> = samples.iter().map(|(n, l)| (*n, l.as_str())).collect();
     assert_eq!(samples, fixture);
+}
+
+/// Prints every sample as `LINE<TAB>NAME<TAB>TEXT`, for `tests/fixtures/update-server-lines.sh`.
+#[test]
+#[ignore = "run by tests/fixtures/update-server-lines.sh"]
+fn print_server_lines() {
+    for (name, line) in samples() {
+        println!("LINE\t{name}\t{line}");
+    }
 }

@@ -1,6 +1,7 @@
 //! Unit tests of the chat logic through a recording outbox, one file a concept; this file
 //! holds the recorder and the harness they share.
 
+mod accounts;
 mod cluster;
 mod history;
 mod messages;
@@ -26,6 +27,8 @@ struct Recorder {
     events: Vec<String>,
     /// What a store that applies every change holds.
     stored: Snapshot,
+    /// Auth jobs handed out: client index, ticket, job.
+    auth_jobs: Vec<(usize, u64, AuthJob)>,
 }
 
 impl Outbox for Recorder {
@@ -47,6 +50,10 @@ impl Outbox for Recorder {
     }
     fn store(&mut self, change: &Change<'_>) {
         self.stored.apply(change);
+    }
+    fn authenticate(&mut self, client: ClientId, ticket: u64, job: AuthJob) -> bool {
+        self.auth_jobs.push((client.index(), ticket, job));
+        true
     }
 }
 

@@ -25,8 +25,8 @@ fn nick_rules() {
     h.connect(1);
     assert_eq!(h.ask(1, "/nick ALICE"), ["! nick ALICE is in use"]);
     assert_eq!(
-        h.ask(1, "/nick a b"),
-        ["! invalid nick \"a b\": use 1-32 letters, digits, _ or -"]
+        h.ask(1, "/nick a:b"),
+        ["! invalid nick \"a:b\": use 1-32 letters, digits, _ or -"]
     );
     let long = "я".repeat(33);
     assert_eq!(
@@ -35,7 +35,7 @@ fn nick_rules() {
             "! invalid nick \"{long}\": use 1-32 letters, digits, _ or -"
         )]
     );
-    assert_eq!(h.ask(1, "/nick"), ["! usage: /nick NAME"]);
+    assert_eq!(h.ask(1, "/nick"), ["! usage: /nick NAME [PASSWORD]"]);
 }
 
 #[test]

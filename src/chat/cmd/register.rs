@@ -1,0 +1,25 @@
+//! `/register PASSWORD`: protect the nick one holds with a password.
+
+use crate::chat::clients::AuthOp;
+use crate::chat::{messages, AuthJob, Chat, ClientId, Outbox};
+
+/// Hashes `password` (off the loop) and registers the client's nick with it; the client is
+/// told once the registration is saved.
+pub(super) fn register(chat: &mut Chat, id: ClientId, password: &str, out: &mut impl Outbox) {
+    let Some(nick) = chat.clients.nick_of(id).cloned() else {
+        return;
+    };
+    if chat.accounts.is_registered(&nick.key) {
+        out.send(
+            id,
+            messages::already_registered(&mut chat.line, &nick.display),
+        );
+        return;
+    }
+    let job = AuthJob::Register {
+        nick: nick.key.clone(),
+        display: nick.display.clone(),
+        password: password.to_string(),
+    };
+    chat.start_auth(id, AuthOp::Register(nick.key, nick.display), job, out);
+}
