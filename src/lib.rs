@@ -26,6 +26,8 @@ pub mod chat;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod logging;
+pub mod notify;
 pub mod protocol;
 pub mod roster;
 pub mod server;
