@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Debian packages the suite needs: Xvfb and Tk for the desktop client's tests, Redis for
-# cluster mode, xauth for xvfb-run, ImageMagick for the client's screenshot.
-needed=(xvfb xauth python3-tk redis-server imagemagick)
+# cluster mode, xauth for xvfb-run, ImageMagick for the client's screenshot, binutils (readelf)
+# to check that the packaged binary is stripped.
+needed=(xvfb xauth python3-tk redis-server imagemagick binutils)
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -26,6 +27,11 @@ cargo clippy --all-targets --quiet -- -D warnings
 echo "== Rust tests (unit, integration, doc)"
 cargo build --release --quiet
 cargo test --quiet
+
+echo "== Debian package (build, then check its contents and units)"
+# build-deb.sh installs cargo-deb from crates.io if it is missing (about 2 minutes, once).
+packaging/build-deb.sh
+packaging/check-deb.sh
 
 if [ -f benches/load.rs ]; then
   echo "== load harness smoke run"
