@@ -6,13 +6,13 @@
 # its own loopback), and checks as a user would: the service is enabled and active after
 # `dpkg -i`, answers on 5555 (nick, join, message between two users), logs to the journal with
 # priorities, is restarted by systemd when killed, reads /etc/default/chat-server, keeps that
-# conffile across a reinstall, runs three cluster nodes from the template unit with Redis, and
+# conffile across an upgrade (the same package with a higher version), runs three cluster nodes from the template unit with Redis, and
 # goes away cleanly on remove and purge.
 #
 # Usage: sudo packaging/test-install.sh [PACKAGE.deb]
 # Environment: ROOT (default /var/lib/machines/chat-server-test; delete it to start afresh),
 #              SUITE (default bookworm), MIRROR (default http://deb.debian.org/debian).
-# Takes about 2 minutes the first time (debootstrap), about 30 s after that. Not part of
+# Takes about 3 minutes the first time (debootstrap), about 15 s after that. Not part of
 # ./test.sh; docs/DEPLOY.md has its last result.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,6 +46,12 @@ if [ ! -x "$root/lib/systemd/systemd" ] || [ ! -x "$root/usr/bin/redis-server" ]
     { tail -n 20 "$root.debootstrap.log" >&2; exit 1; }
 fi
 cp "$deb" "$root/root/chat-server.deb"
+# The same package with a higher version, to test an upgrade.
+repack=$(mktemp -d)
+dpkg-deb -R "$deb" "$repack/pkg"
+sed -i -E 's/^(Version: .*)$/\1+upgrade1/' "$repack/pkg/DEBIAN/control"
+dpkg-deb -b "$repack/pkg" "$root/root/chat-server-upgrade.deb" >/dev/null
+rm -rf "$repack"
 
 # The chat check, run inside the container: two users on ADDR_A and ADDR_B (one server, or two
 # cluster nodes) set nicks, join a room, and one's message reaches the other.
@@ -161,6 +167,21 @@ check "no timestamp or colour of its own in the journal" \
   sh -c '! journalctl -u chat-server -o cat | grep -qP "^\d{4}-|\x1b\["'
 check "journalctl -p warning leaves info lines out" \
   sh -c '! journalctl -u chat-server -p warning -o cat | grep -q "listening on"'
+check "the journal took the <N> prefixes (none left in the messages)" \
+  sh -c '! journalctl -u chat-server -o cat | grep -q "^<[0-9]>"'
+# A warning of its own: an instance pointed at a Redis port where nothing listens says so.
+inside mkdir -p /etc/chat-server
+printf 'CHAT_LISTEN=127.0.0.1:5570\nCHAT_REDIS=redis://127.0.0.1:6390/\n' |
+  inside tee /etc/chat-server/warn.env >/dev/null
+inside systemctl start chat-server@warn
+check "a warning is filed at priority warning" sh -c '
+  for _ in $(seq 50); do
+    journalctl -u chat-server@warn -p warning..warning -o cat | grep -q "no Redis at" && exit 0
+    sleep 0.1
+  done
+  exit 1'
+inside systemctl stop chat-server@warn
+inside rm /etc/chat-server/warn.env
 exposure=$(inside systemd-analyze security chat-server.service 2>/dev/null |
   sed -nE 's/.*Overall exposure level for chat-server.service: ([0-9.]+ [A-Z]+).*/\1/p')
 echo "test-install: exposure level (systemd-analyze security, in the container): ${exposure:-unknown}"
@@ -189,14 +210,16 @@ echo "== configuration and upgrade"
 inside sed -i 's|^#CHAT_LISTEN=.*|CHAT_LISTEN=127.0.0.1:6000|' /etc/default/chat-server
 check "restart with CHAT_LISTEN=127.0.0.1:6000" systemctl restart chat-server.service
 check "answers on 6000" /root/chat-check.sh 127.0.0.1 6000 6000 hall
-check "reinstall (an upgrade to the same version)" \
-  sh -c 'DEBIAN_FRONTEND=noninteractive dpkg -i --force-confold /root/chat-server.deb >/dev/null'
+before=$(main_pid)
+check "upgrade (dpkg -i of the same package as version +upgrade1)" \
+  sh -c 'dpkg -i /root/chat-server-upgrade.deb >/dev/null && dpkg -s chat-server | grep -q "^Version: .*+upgrade1"'
 check "the edited conffile is kept" grep -qx 'CHAT_LISTEN=127.0.0.1:6000' /etc/default/chat-server
-[ "$(wait_active chat-server.service)" = active ] && ok "active after the upgrade" || bad "not active after the upgrade"
+after=$(main_pid)
+[ "$before" != "$after" ] && [ "$(wait_active chat-server.service)" = active ] &&
+  ok "restarted by the upgrade (pid $before -> $after)" || bad "not restarted by the upgrade"
 check "answers on 6000 after the upgrade" /root/chat-check.sh 127.0.0.1 6000 6000 hall
 
 echo "== cluster: Redis and three template instances"
-inside mkdir -p /etc/chat-server
 for node in a b c; do
   port=$((5560 + $(printf '%d' "'$node") - 96))
   printf 'CHAT_LISTEN=127.0.0.1:%s\nCHAT_REDIS=redis://127.0.0.1:6379/\n' "$port" |
@@ -219,7 +242,7 @@ check "conffile purged" test ! -e /etc/default/chat-server
 check "state purged" sh -c '! ls -d /var/lib/private/chat-server* /var/lib/chat-server* 2>/dev/null | grep -q .'
 check "no enablement left" sh -c '! ls /etc/systemd/system/*/chat-server.service 2>/dev/null | grep -q .'
 check "nothing of the package left in dpkg" sh -c '! dpkg -l chat-server 2>/dev/null | grep -q "^[a-z][a-z] "'
-inside rm -rf /etc/chat-server /root/chat-server.deb /root/chat-check.sh
+inside rm -rf /etc/chat-server /root/chat-server.deb /root/chat-server-upgrade.deb /root/chat-check.sh
 inside sh -c 'rm -f /etc/systemd/system/multi-user.target.wants/chat-server@*.service'
 
 if [ "$failed" -gt 0 ]; then
