@@ -99,6 +99,15 @@ for script in postinst prerm postrm; do
 done
 ok "maintainer scripts"
 
+# The template's sandbox is the plain unit's, line for line (systemd has no include).
+sandbox() { sed -n '/^CapabilityBoundingSet=/,/^\[Install\]/p' "$1" | grep -v '^#'; }
+units="$work/root/usr/lib/systemd/system"
+if diff <(sandbox "$units/chat-server.service") <(sandbox "$units/chat-server@.service") >/dev/null; then
+  ok "chat-server@.service has chat-server.service's sandbox"
+else
+  fail "the sandboxes of chat-server.service and chat-server@.service differ"
+fi
+
 # The units, verified as systemd would load them: a copy whose ExecStart points into the
 # extracted package, so the check needs no installed binary; man pages looked up there too.
 if command -v systemd-analyze >/dev/null; then
