@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Debian packages the suite needs: Xvfb and Tk for the desktop client's tests, Redis for
-# cluster mode, xauth for xvfb-run, ImageMagick for the client's screenshot.
-needed=(xvfb xauth python3-tk redis-server imagemagick)
+# cluster mode, xauth for xvfb-run, ImageMagick for the client's screenshot, binutils (readelf)
+# to check that the packaged binary is stripped.
+needed=(xvfb xauth python3-tk redis-server imagemagick binutils)
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -27,6 +28,11 @@ echo "== Rust tests (unit, integration, doc)"
 cargo build --release --quiet
 cargo test --quiet
 
+echo "== Debian package (build, then check its contents and units)"
+# build-deb.sh installs cargo-deb from crates.io if it is missing (about 2 minutes, once).
+packaging/build-deb.sh
+packaging/check-deb.sh
+
 if [ -f benches/load.rs ]; then
   echo "== load harness smoke run"
   cargo bench --quiet --bench load -- --smoke
@@ -35,9 +41,7 @@ fi
 if [ -d clients/python/tests ]; then
   echo "== Tk client tests (under Xvfb)"
   # Cargo's target directory, wherever CARGO_TARGET_DIR or a cargo config puts it.
-  target_dir=$(cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-  CHAT_SERVER_BIN="$target_dir/release/chat-server" \
+  CHAT_SERVER_BIN="$(scripts/cargo-target-dir)/release/chat-server" \
     xvfb-run -a -s "-screen 0 1280x800x24" \
     /usr/bin/python3 -m unittest discover -s clients/python/tests -v
 fi

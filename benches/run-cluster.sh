@@ -9,6 +9,7 @@
 # Needs: redis-server (apt-get install redis-server). Everything stops when the run ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bin="$(scripts/cargo-target-dir)/release/chat-server"
 nodes=${1:?usage: benches/run-cluster.sh NODES [HARNESS FLAGS...]}
 shift
 cargo build --release --quiet
@@ -41,7 +42,7 @@ wait_for_port "$redis_port"
 targets=()
 for i in $(seq 1 "$nodes"); do
   port=$(free_port)
-  taskset -c 0 target/release/chat-server --listen "127.0.0.1:$port" \
+  taskset -c 0 "$bin" --listen "127.0.0.1:$port" \
     --redis "redis://127.0.0.1:$redis_port/" --node "n$i" --log-level warn &
   pids+=($!)
   wait_for_port "$port"

@@ -152,7 +152,7 @@ SERVERS=("$@")
 [ ${#SERVERS[@]} -gt 0 ] || SERVERS=(chat ngircd inspircd)
 # Copies of the binaries, so a rebuild while the matrix runs changes nothing under it.
 cargo build --release --quiet
-cp target/release/chat-server "$OUT/chat-server"
+cp "$(scripts/cargo-target-dir)/release/chat-server" "$OUT/chat-server"
 SERVER_BIN="$OUT/chat-server"
 cargo bench --no-run --quiet --bench load --message-format=json |
   python3 -c 'import json, sys

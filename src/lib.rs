@@ -15,7 +15,8 @@
 //!   [`chat::Outbox`] seam;
 //! - `cluster`: cluster mode, the adapter between the chat's [`chat::Event`]s and Redis
 //!   (a publisher and registry worker thread, a subscriber thread, the wire format);
-//! - [`config`]: command-line and environment settings, with every default written once.
+//! - [`config`]: command-line and environment settings, with every default written once;
+//! - [`logging`], [`notify`]: running under systemd (journal priorities, readiness).
 //!
 //! Running a server in-process (as the integration tests do):
 //!
@@ -32,6 +33,8 @@
 
 pub mod chat;
 pub mod config;
+pub mod logging;
+pub mod notify;
 pub mod protocol;
 pub mod server;
 

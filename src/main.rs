@@ -3,18 +3,15 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use log::error;
+use log::{error, warn};
 
 use chat_server::config::{raise_open_file_limit, Config};
 use chat_server::server::Server;
+use chat_server::{logging, notify};
 
 fn main() -> ExitCode {
     let config = Config::parse();
-    if let Err(e) = simple_logger::SimpleLogger::new()
-        .with_level(config.log_level)
-        .with_utc_timestamps()
-        .init()
-    {
+    if let Err(e) = logging::init(config.log_level) {
         eprintln!("chat-server: could not set up logging: {e}");
     }
     let fd_limit = raise_open_file_limit();
@@ -30,7 +27,17 @@ fn main() -> ExitCode {
         error!("cannot install signal handlers: {e}");
         return ExitCode::FAILURE;
     }
-    match server.run() {
+    // Listening and ready: under systemd (Type=notify) this ends the service's start-up.
+    if let Err(e) = notify::ready() {
+        warn!("cannot tell systemd the server is ready: {e}");
+    }
+    let result = server.run();
+    // The loop has said goodbye to every client (or failed); systemd shows the service as
+    // stopping for the moment the exit takes, and a failure still exits non-zero.
+    if let Err(e) = notify::stopping() {
+        warn!("cannot tell systemd the server is stopping: {e}");
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("poll loop failed: {e}");

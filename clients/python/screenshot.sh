@@ -12,9 +12,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 
 if [ $# -eq 0 ]; then
-  target_dir=$(cd "$repo" && cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-  export CHAT_SERVER_BIN="${CHAT_SERVER_BIN:-$target_dir/release/chat-server}"
+  export CHAT_SERVER_BIN="${CHAT_SERVER_BIN:-$("$repo/scripts/cargo-target-dir")/release/chat-server}"
   export TK_CLIENT_SCREENSHOT="$repo/docs/tk-client.png"
   cd "$repo"
   exec xvfb-run -a -s "-screen 0 1280x800x24" \
