@@ -72,6 +72,8 @@ pub struct LineDecoder {
     discarding: bool,
     /// Set when a telnet command arrived inside the current line.
     commands_in_line: bool,
+    /// Set when a byte telnet replaced with a command was put back in the current line.
+    restored_in_line: bool,
     /// Set once this client has shown it speaks telnet and was sent [`TELNET_GREETING`].
     negotiated: bool,
     /// Telnet answers owed to the client, to be sent before any further output.
@@ -223,6 +225,9 @@ impl LineDecoder {
             self.commands_in_line = true;
         } else {
             self.partial.push(0x80 | control);
+            // Telnet was at work in this line: it also drops some bytes outright (0x85, ^E),
+            // so a line that is still not UTF-8 is its doing, not the user's.
+            self.restored_in_line = true;
         }
     }
 
@@ -275,7 +280,8 @@ impl LineDecoder {
     where
         F: FnMut(Decoded<'_>),
     {
-        let mangled = std::mem::take(&mut self.commands_in_line);
+        let mangled =
+            std::mem::take(&mut self.commands_in_line) | std::mem::take(&mut self.restored_in_line);
         if self.discarding {
             self.discarding = false;
             return;

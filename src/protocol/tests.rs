@@ -105,6 +105,19 @@ fn restores_every_letter_telnet_replaces_with_a_command() {
 }
 
 #[test]
+fn a_line_telnet_repaired_but_still_broken_is_blamed_on_telnet() {
+    // "/join кухня" as a real telnet sends it in 7-bit mode: у's 0x83 becomes IP, я's 0x8F
+    // AO, and х's 0x85 (^E) is dropped without a trace.
+    let input = b"/join \xd0\xba\xd1\xff\xf4\xff\xfd\x06\xd1\xd0\xbd\xd1\xff\xf5\xff\xfd\x06\r\n";
+    assert_eq!(decode(&[input], 100), [Err(LineError::TelnetMangled)]);
+    // The next line is judged on its own.
+    assert_eq!(
+        decode(&[input, b"\xd1\n"], 100)[1],
+        Err(LineError::InvalidUtf8)
+    );
+}
+
+#[test]
 fn a_line_telnet_damaged_beyond_repair_is_refused_as_such() {
     // IAC EC (erase character) after a lead byte cannot stand for a continuation byte.
     let out = decode(&[b"\xd1\xff\xf7\r\n"], 100);
