@@ -27,7 +27,7 @@ echo "== Rust tests (unit, integration, doc)"
 cargo build --release --quiet
 cargo test --quiet
 
-if [ -f benches/load.rs ]; then
+if [ -f benches/load/main.rs ]; then
   echo "== load harness smoke run"
   cargo bench --quiet --bench load -- --smoke
 fi
