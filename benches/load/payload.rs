@@ -2,6 +2,9 @@
 //! padded to the payload size. A payload always ends its line, so a receiver finds it at a
 //! fixed distance from the line's end without searching, and reads the sender and the send
 //! time with the digit parsers here, which are cheap enough for millions of lines a second.
+//!
+//! This file uses nothing else of the harness: `tests/load_payload.rs` includes it, so that
+//! `cargo test` runs its unit tests (a bench with `harness = false` runs none).
 
 use std::io::Write;
 
@@ -116,7 +119,7 @@ const NOT_EIGHT_DIGITS: [&str; 6] = [
 ];
 
 /// Checks the digit parsers against the formatting the senders use, and on what is not digits
-/// (the smoke run calls it).
+/// (the smoke run calls it, as the bench's own unit tests do not run there).
 pub fn check_digit_parsers() -> Result<(), String> {
     for n in DIGIT_SAMPLES {
         let text = format!("{n:016}");
@@ -134,4 +137,78 @@ pub fn check_digit_parsers() -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    // `clippy --all-targets` compiles the bench itself with cfg(test) but, as it has
+    // `harness = false`, without its #[test] fns: the import is unused there.
+    #[allow(unused_imports)]
+    use super::*;
+
+    #[test]
+    fn the_runtime_check_passes() {
+        assert_eq!(check_digit_parsers(), Ok(()));
+    }
+
+    #[test]
+    fn parse_16_digits_reads_what_senders_write() {
+        for n in DIGIT_SAMPLES {
+            assert_eq!(parse_16_digits(format!("{n:016}").as_bytes()), Some(n));
+        }
+    }
+
+    #[test]
+    fn parse_8_digits_reads_what_senders_write() {
+        for n in DIGIT_SAMPLES.map(|n| n % 100_000_000) {
+            assert_eq!(parse_8_digits(format!("{n:08}").as_bytes()), Some(n));
+        }
+    }
+
+    #[test]
+    fn parse_8_digits_refuses_what_is_not_eight_digits() {
+        for bad in NOT_EIGHT_DIGITS {
+            assert_eq!(parse_8_digits(bad.as_bytes()), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn parse_16_digits_refuses_other_lengths_and_non_digits() {
+        assert_eq!(parse_16_digits(b"123456781234567"), None);
+        assert_eq!(parse_16_digits(b"12345678123456789"), None);
+        assert_eq!(parse_16_digits(b"1234567812345x78"), None);
+        assert_eq!(parse_16_digits(b"12x4567812345678"), None);
+    }
+
+    #[test]
+    fn base36_counts_in_digits_then_letters() {
+        assert_eq!(base36(0), "0");
+        assert_eq!(base36(35), "z");
+        assert_eq!(base36(36), "10");
+        assert_eq!(base36(1295), "zz");
+        assert_eq!(base36(u64::MAX), "3w5e11264sgsf");
+    }
+
+    #[test]
+    fn a_payload_is_found_at_the_end_of_its_line_and_read_back() {
+        let mut line = b"You: ".to_vec();
+        write_payload(&mut line, 1_234_567_890, 42, 64);
+        assert_eq!(line.len(), 5 + 64);
+        assert!(line[5..].starts_with(MARK));
+        assert_eq!(line[5 + HEADER - 1], b' ');
+        let at = payload_start(&line, 64);
+        assert_eq!(at, Some(5));
+        let header = Header::at(&line, 5);
+        assert_eq!(header.sender(), Some(34_567_890));
+        assert_eq!(header.nanos(), Some(42));
+    }
+
+    #[test]
+    fn a_line_without_a_payload_is_not_taken_for_one() {
+        assert_eq!(payload_start(b"* Welcome, somebody.", 64), None);
+        assert_eq!(payload_start(b"short", 64), None);
+        let mut line = Vec::new();
+        write_payload(&mut line, 7, 7, 64);
+        assert_eq!(payload_start(&line, 63), None);
+    }
 }
