@@ -41,13 +41,14 @@ pub struct Args {
     /// Server address HOST:PORT; repeat it to spread the clients over several nodes.
     #[arg(long)]
     pub addr: Vec<String>,
-    /// Start target/release/chat-server on a free loopback port for this run.
+    /// Start chat-server (the binary cargo built with this harness) on a free loopback port for
+    /// this run.
     #[arg(long)]
     pub spawn: bool,
     /// With --spawn: pin the server to this CPU (taskset -c CPU).
     #[arg(long)]
     pub server_cpu: Option<usize>,
-    /// With --spawn: the server binary (default: target/release/chat-server).
+    /// With --spawn: the server binary (default: the chat-server cargo built with this harness).
     #[arg(long)]
     pub server_bin: Option<PathBuf>,
     /// With --addr: the server's PID, to read its CPU time and RSS from /proc.

@@ -16,11 +16,13 @@
 //! reports its own CPU time and says when it was saturated (then the server's figures are lower
 //! bounds). Latency comes from a timestamp embedded in every message, into an HDR histogram.
 //!
-//! `--spawn` starts `target/release/chat-server` on a free loopback port (pinned with
-//! `taskset` if `--server-cpu` is given) and reads its CPU time and RSS from /proc; with
-//! `--addr` the server is already running (`--server-pid` to read its /proc figures).
-//! `--smoke` runs every workload at tiny sizes against fresh spawned servers and checks that
-//! messages arrive (never timings); `./test.sh` runs it.
+//! `--spawn` starts the chat-server binary cargo built alongside the harness
+//! (`target/release/chat-server`, or under `CARGO_TARGET_DIR` if that is set; `--server-bin`
+//! names another) on a free loopback port (pinned with `taskset` if `--server-cpu` is given)
+//! and reads its CPU time and RSS from /proc; with `--addr` the server is already running
+//! (`--server-pid` to read its /proc figures). `--smoke` runs every workload at tiny sizes
+//! against fresh spawned servers and checks that messages arrive (never timings); `./test.sh`
+//! runs it.
 //!
 //! The modules: [`cli`] the flags, [`plan`] the clients and their threads, [`run`] one run's
 //! phases, [`worker`] the threads that run the clients (over [`net`] sockets, with the

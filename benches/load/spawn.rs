@@ -7,6 +7,10 @@ use std::time::{Duration, Instant};
 
 use crate::cli::Args;
 
+/// The chat-server binary cargo built alongside this harness (for `cargo bench`, the release
+/// one, wherever `CARGO_TARGET_DIR` puts it).
+const BUILT_SERVER: &str = env!("CARGO_BIN_EXE_chat-server");
+
 /// A chat-server started for one run; killed when dropped.
 pub struct Spawned {
     pub child: Child,
@@ -22,12 +26,13 @@ impl Drop for Spawned {
     }
 }
 
-/// Starts `--server-bin` (default: target/release/chat-server) on a free loopback port,
-/// pinned to `--server-cpu` if given, and waits until it accepts connections.
+/// Starts `--server-bin` (default: [`BUILT_SERVER`]) on a free loopback port, pinned to
+/// `--server-cpu` if given, and waits until it accepts connections.
 pub fn spawn_server(args: &Args) -> Result<Spawned, String> {
-    let bin = args.server_bin.clone().unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/chat-server")
-    });
+    let bin = args
+        .server_bin
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(BUILT_SERVER));
     if !bin.exists() {
         return Err(format!(
             "{} not found: run `cargo build --release` first",
