@@ -25,7 +25,9 @@ pub enum Role {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub role: Role,
+    /// The room it joins (with IRC's `#`).
     pub room: String,
+    /// The server it connects to.
     pub addr: SocketAddr,
     /// Unique number of this client in the run (senders put it in their messages).
     pub gid: u64,

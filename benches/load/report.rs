@@ -19,6 +19,7 @@ pub fn latency_histogram() -> Result<Histogram<u64>, String> {
 /// The counters and CPU times at one end of the measured window.
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
+    /// The shared counters.
     pub counts: Counts,
     /// The server's CPU time and RSS, if its PID is known.
     pub server: Option<ProcStats>,
@@ -40,35 +41,52 @@ impl Sample {
 /// The measured window: its two ends and its length.
 #[derive(Debug, Clone, Copy)]
 pub struct Window {
+    /// Taken as the measurement started.
     pub start: Sample,
+    /// Taken as it ended.
     pub end: Sample,
+    /// Its length in seconds.
     pub secs: f64,
 }
 
 /// What a run knows besides its measured window and latencies.
 pub struct RunFacts<'a> {
+    /// The run's flags.
     pub args: &'a Args,
+    /// The servers loaded.
     pub targets: &'a [SocketAddr],
+    /// The server's process, if known (spawned, or `--server-pid`).
     pub server_pid: Option<u32>,
+    /// Its size, pacing and threads.
     pub layout: &'a Layout,
+    /// This process's open-file limit.
     pub fd_limit: u64,
+    /// Seconds from starting the workers to the end of set-up.
     pub setup_secs: f64,
-    /// The server's figures before set-up and after it.
+    /// The server's figures before set-up.
     pub base: Option<ProcStats>,
+    /// The server's figures after set-up.
     pub after_setup: Option<ProcStats>,
-    /// The counters at the end of the run, and the errors kept.
+    /// The counters at the end of the run.
     pub total: Counts,
+    /// The errors kept.
     pub error_samples: Vec<String>,
 }
 
 /// Latency percentiles in milliseconds.
 #[derive(Debug, Clone, Serialize)]
 pub struct Latency {
+    /// Deliveries timed.
     pub samples: u64,
+    /// The median.
     pub p50_ms: f64,
+    /// The 90th percentile.
     pub p90_ms: f64,
+    /// The 99th percentile.
     pub p99_ms: f64,
+    /// The 99.9th percentile.
     pub p999_ms: f64,
+    /// The slowest.
     pub max_ms: f64,
 }
 
@@ -86,45 +104,84 @@ impl Latency {
     }
 }
 
-/// Everything a run found out.
+/// Everything a run found out; `--json` prints it with these field names. Rates are per second
+/// of the measured window, server figures come from /proc (`None` without a known PID).
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The workload run.
     pub workload: Workload,
+    /// The protocol spoken.
     pub protocol: Proto,
+    /// The servers loaded (HOST:PORT).
     pub targets: Vec<String>,
+    /// Which server process the CPU and memory figures come from.
     pub server: String,
+    /// Client sockets.
     pub clients: usize,
+    /// The harness's worker threads.
     pub harness_threads: usize,
+    /// The harness's open-file limit.
     pub fd_limit: u64,
+    /// Clients that receive the room's messages (fanout, latency; every client in rooms).
     pub receivers: usize,
+    /// Clients that send (fanout, latency; every client in rooms).
     pub senders: usize,
+    /// `--window`: messages a closed-loop sender may have unacknowledged.
     pub window: usize,
+    /// `--payload`: bytes per message.
     pub payload: usize,
+    /// Messages/s offered by paced senders; `None`: closed loop.
     pub offered_rate: Option<f64>,
+    /// Rooms the clients are spread over.
     pub rooms: usize,
+    /// Clients that registered.
     pub registered: u64,
+    /// Clients that gave up connecting or registering.
     pub failed_connects: u64,
+    /// Seconds the set-up took.
     pub setup_secs: f64,
+    /// Clients set up per second.
     pub setup_per_sec: f64,
+    /// The measured window's length in seconds.
     pub measured_secs: f64,
+    /// Messages acknowledged to their senders in the window.
     pub msgs_in: u64,
+    /// The same per second.
     pub msgs_in_per_sec: f64,
+    /// Message lines that arrived at clients in the window.
     pub deliveries: u64,
+    /// The same per second.
     pub deliveries_per_sec: f64,
+    /// Churn sessions completed in the window.
     pub sessions: u64,
+    /// The same per second.
     pub sessions_per_sec: f64,
+    /// Error lines and lost connections over the whole run.
     pub errors: u64,
+    /// The first few errors.
     pub error_samples: Vec<String>,
+    /// The server's CPU time in the window.
     pub server_cpu_secs: Option<f64>,
+    /// That over the window's length (1.0: one core).
     pub server_cpu_share: Option<f64>,
+    /// Deliveries per second of the server's CPU time.
     pub deliveries_per_server_cpu_sec: Option<f64>,
+    /// The server's CPU time during set-up.
     pub server_setup_cpu_secs: Option<f64>,
+    /// The server's RSS before set-up.
     pub server_rss_base_kib: Option<u64>,
+    /// The server's RSS with the connections: after set-up (idle: at the window's end).
     pub server_rss_kib: Option<u64>,
+    /// RSS added per client set up.
     pub server_rss_per_conn_bytes: Option<f64>,
+    /// Latency of the deliveries in the window.
     pub latency: Option<Latency>,
+    /// The harness's CPU time in the window.
     pub harness_cpu_secs: f64,
+    /// That over the window's length (1.0: one core).
     pub harness_cpu_share: f64,
+    /// The harness used over 90% of the cores it could: the server's figures are then lower
+    /// bounds.
     pub harness_saturated: bool,
 }
 

@@ -69,6 +69,7 @@ impl AtomicPhase {
 /// Counters shared by the workers (each adds its local counts once per loop turn).
 #[derive(Default)]
 pub struct Shared {
+    /// Where the run stands; set by the main thread.
     pub phase: AtomicPhase,
     registered: AtomicU64,
     failed: AtomicU64,

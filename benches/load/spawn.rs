@@ -13,6 +13,7 @@ const BUILT_SERVER: &str = env!("CARGO_BIN_EXE_chat-server");
 
 /// A chat-server started for one run; killed when dropped.
 pub struct Spawned {
+    /// The server process (or `taskset` running it).
     pub child: Child,
     /// Where it listens.
     pub addr: SocketAddr,

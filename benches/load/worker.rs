@@ -27,6 +27,7 @@ use crate::shared::{Counts, Phase, Shared};
 
 /// The parts of the configuration every worker needs.
 pub struct WorkerConfig {
+    /// The protocol spoken to the server.
     pub proto: Proto,
     /// Messages a closed-loop sender may have unacknowledged.
     pub window: usize,
