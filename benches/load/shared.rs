@@ -66,7 +66,8 @@ impl AtomicPhase {
     }
 }
 
-/// Counters shared by the workers (each adds its local counts once per loop turn).
+/// The phase, and the counters the workers share (each adds its local counts once per loop
+/// turn).
 #[derive(Default)]
 pub struct Shared {
     /// Where the run stands; set by the main thread.
@@ -88,7 +89,7 @@ pub struct Counts {
     pub registered: u64,
     /// Clients that gave up connecting or registering.
     pub failed: u64,
-    /// Error lines from the server and connections lost after set-up.
+    /// Error lines from the server, and connections lost once registered.
     pub errors: u64,
     /// Messages queued by senders.
     pub sent: u64,
