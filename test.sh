@@ -33,7 +33,7 @@ echo "== Debian package (build, then check its contents and units)"
 packaging/build-deb.sh
 packaging/check-deb.sh
 
-if [ -f benches/load.rs ]; then
+if [ -f benches/load/main.rs ]; then
   echo "== load harness smoke run"
   cargo bench --quiet --bench load -- --smoke
 fi
