@@ -162,3 +162,43 @@ fn bad_secrets_get_clear_errors() {
     other.ask("/register pw", "! set a nick first: /nick NAME");
     other.ask("/token", "! set a nick first: /nick NAME");
 }
+
+/// Asks for a resume token and returns it.
+fn token(client: &mut Client) -> String {
+    client.send("/token");
+    let line = client.line();
+    line.strip_prefix("* Resume token: ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string()
+}
+
+#[test]
+fn a_live_token_opens_a_locked_nick_and_a_stale_one_is_no_wrong_password() {
+    let server = TestServer::start();
+    let mut owner = registered(&server, "frank", "pw");
+    let used = token(&mut owner);
+    let mut second = Client::connect(server.addr);
+    second.send(&format!("/nick frank {used}"));
+    second.expect("* Welcome back, frank. Rooms: main. Active room: main.");
+    let live = token(&mut second);
+    second.ask(
+        "/quit",
+        "* Bye, frank. Your session is kept; /nick frank restores it.",
+    );
+
+    let mut guesser = Client::connect(server.addr);
+    for _ in 0..5 {
+        guesser.ask("/nick frank guess", "! wrong password for frank");
+    }
+    guesser.send(&format!("/nick frank {used}"));
+    guesser.expect(
+        "! that resume token is no longer valid (tokens work once); use /nick frank PASSWORD",
+    );
+    let mut back = Client::connect(server.addr);
+    back.send(&format!("/nick frank {live}"));
+    back.expect("* Welcome back, frank. Rooms: main. Active room: main.");
+    back.ask(
+        &format!("/password {live}"),
+        "! that password looks like a resume token (22 letters, digits, - or _); choose another",
+    );
+}

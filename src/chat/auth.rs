@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use log::info;
 
+use super::accounts::TOKEN_CHARS;
 use super::clients::{AuthOp, Pending, Waiting};
 use super::{messages, Account, AuthAnswer, AuthJob, Change, Chat, ClientId, Outbox};
 
@@ -132,18 +133,30 @@ impl Chat {
         now: Instant,
         out: &mut impl Outbox,
     ) -> bool {
+        // A live token first: 128 random bits cannot be guessed, so a lockout caused by
+        // someone else's guesses does not keep the owner out.
+        if self.accounts.use_token(&key, secret) {
+            info!("login as {name}: resume token");
+            self.accounts.right_password(&key);
+            self.complete_login(id, name, key, now, out);
+            return true;
+        }
+        if !self.accounts.is_registered(&key) {
+            return false;
+        }
+        // A stale token (they work once, and a restart forgets them) is never taken for a
+        // wrong password: that would let a reconnecting client lock its own nick.
+        if looks_like_token(secret) {
+            info!("login as {name}: stale resume token");
+            out.send(id, messages::stale_token(&mut self.line, name));
+            return true;
+        }
         if let Some(left) = self.accounts.locked_for(&key, now) {
             info!("login as {name}: refused, nick locked");
             out.send(
                 id,
                 messages::locked(&mut self.line, name, left.as_secs().max(1)),
             );
-            return true;
-        }
-        if self.accounts.use_token(&key, secret) {
-            info!("login as {name}: resume token");
-            self.accounts.right_password(&key);
-            self.complete_login(id, name, key, now, out);
             return true;
         }
         let Some(account) = self.accounts.get(&key) else {
@@ -189,4 +202,13 @@ enum Reply {
     WrongPassword(String),
     Failed(String),
     Nothing,
+}
+
+/// Whether `secret` has the shape of a resume token (22 characters of base64url); passwords
+/// of that shape are refused, so the two never mix.
+pub(super) fn looks_like_token(secret: &str) -> bool {
+    secret.len() == TOKEN_CHARS
+        && secret
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }

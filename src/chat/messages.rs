@@ -538,6 +538,26 @@ pub(crate) fn locked<'b>(line: &'b mut Vec<u8>, nick: &str, seconds: u64) -> &'b
     )
 }
 
+/// `/nick NAME TOKEN` with a token that is no longer valid.
+pub(crate) fn stale_token<'b>(line: &'b mut Vec<u8>, nick: &str) -> &'b [u8] {
+    error(
+        line,
+        &[
+            "that resume token is no longer valid (tokens work once); use /nick ",
+            nick,
+            " PASSWORD",
+        ],
+    )
+}
+
+/// A password of exactly a token's shape.
+pub(crate) fn password_like_token(line: &mut Vec<u8>) -> &[u8] {
+    error(
+        line,
+        &["that password looks like a resume token (22 letters, digits, - or _); choose another"],
+    )
+}
+
 /// `/register` of a nick that is registered already.
 pub(crate) fn already_registered<'b>(line: &'b mut Vec<u8>, nick: &str) -> &'b [u8] {
     error(

@@ -1,5 +1,6 @@
 //! `/password NEW`: change the password of the registered nick one holds.
 
+use crate::chat::auth::looks_like_token;
 use crate::chat::clients::AuthOp;
 use crate::chat::{messages, AuthJob, Chat, ClientId, Outbox};
 
@@ -11,6 +12,10 @@ pub(super) fn password(chat: &mut Chat, id: ClientId, password: &str, out: &mut 
     };
     if !chat.accounts.is_registered(&nick.key) {
         out.send(id, messages::not_registered(&mut chat.line, &nick.display));
+        return;
+    }
+    if looks_like_token(password) {
+        out.send(id, messages::password_like_token(&mut chat.line));
         return;
     }
     let job = AuthJob::Register {

@@ -1,5 +1,6 @@
 //! `/register PASSWORD`: protect the nick one holds with a password.
 
+use crate::chat::auth::looks_like_token;
 use crate::chat::clients::AuthOp;
 use crate::chat::{messages, AuthJob, Chat, ClientId, Outbox};
 
@@ -14,6 +15,10 @@ pub(super) fn register(chat: &mut Chat, id: ClientId, password: &str, out: &mut 
             id,
             messages::already_registered(&mut chat.line, &nick.display),
         );
+        return;
+    }
+    if looks_like_token(password) {
+        out.send(id, messages::password_like_token(&mut chat.line));
         return;
     }
     let job = AuthJob::Register {

@@ -82,6 +82,8 @@ fn samples() -> Vec<(&'static str, String)> {
         ("taken_over", taken_over(&mut b, "Вася").into()),
         ("nick_registered", nick_registered(&mut b, "Вася").into()),
         ("wrong_password", wrong_password(&mut b, "Вася").into()),
+        ("stale_token", stale_token(&mut b, "Вася").into()),
+        ("password_like_token", password_like_token(&mut b).into()),
         ("locked", locked(&mut b, "Вася", 42).into()),
         (
             "already_registered",
