@@ -4,6 +4,8 @@ Everything here works without a display and is what the Tk view (`tk_chat_client
 on:
 
 - `parse_line` turns one server line (docs/PROTOCOL.md) into a typed event (a dataclass);
+  `replay_frame` tells the notices that frame replayed history apart, and `local_time` turns a
+  replayed line's UTC time into local time for display;
 - `RoomState` keeps the client's picture of its nick, rooms and active room from those events;
 - `Backoff` and `Server` / `parse_server` are the reconnect policy and the server list;
 - `ChatClient` owns the connection: one network thread connects (trying the servers in order),
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import datetime
 import math
 import queue
 import random
@@ -284,6 +287,95 @@ def parse_line(line: str) -> ServerLine:
         if match:
             return build(line, match)
     return UnknownLine(line)
+
+
+#: What a `ReplayFrame` opens or closes.
+MISSED = "missed"  # `* Missed in ROOM: ...`, after `* Welcome back`
+MISSED_PRIVATE = "missed_private"  # `* Missed while you were away: N private messages.`
+HISTORY = "history"  # `* History of ROOM: ...`, the answer to `/history`
+
+
+@dataclass(frozen=True)
+class ReplayFrame:
+    """A notice that opens (`start`) or closes a block of replayed lines.
+
+    `kind` is MISSED, MISSED_PRIVATE or HISTORY; `room` is the room (None for private
+    messages). `* No messages are kept in ROOM.` is a HISTORY frame that both opens and closes
+    (`start` and `empty` are True).
+    """
+
+    kind: str
+    room: Optional[str]
+    start: bool
+    empty: bool = False
+
+
+_FRAMES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], ReplayFrame]]] = [
+    (
+        re.compile(rf"^Missed in ({_NAME}): \d+ messages? since .*\.$"),
+        lambda m: ReplayFrame(MISSED, m[1], True),
+    ),
+    (
+        re.compile(rf"^End of missed messages in ({_NAME})\.$"),
+        lambda m: ReplayFrame(MISSED, m[1], False),
+    ),
+    (
+        re.compile(r"^Missed while you were away: \d+ private messages?\.$"),
+        lambda m: ReplayFrame(MISSED_PRIVATE, None, True),
+    ),
+    (
+        re.compile(r"^End of missed private messages\.$"),
+        lambda m: ReplayFrame(MISSED_PRIVATE, None, False),
+    ),
+    (
+        re.compile(rf"^History of ({_NAME}): the last \d+ messages?\.$"),
+        lambda m: ReplayFrame(HISTORY, m[1], True),
+    ),
+    (
+        re.compile(rf"^End of history of ({_NAME})\.$"),
+        lambda m: ReplayFrame(HISTORY, m[1], False),
+    ),
+    (
+        re.compile(rf"^No messages are kept in ({_NAME})\.$"),
+        lambda m: ReplayFrame(HISTORY, m[1], True, empty=True),
+    ),
+]
+
+
+def replay_frame(event: ServerLine) -> Optional[ReplayFrame]:
+    """The frame `event` opens or closes, if it is one of the replay notices, else None."""
+    if not isinstance(event, Notice):
+        return None
+    for pattern, build in _FRAMES:
+        match = pattern.match(event.text)
+        if match:
+            return build(match)
+    return None
+
+
+def local_time(utc: str, now: Optional[datetime.datetime] = None) -> str:
+    """A replayed line's TIME (UTC: `HH:MM` for today, `YYYY-MM-DD HH:MM` for another day) in
+    the local time zone, for display: `HH:MM` if that is today here, else `YYYY-MM-DD HH:MM`.
+
+    `now` is an aware datetime standing for the present (its zone is the local one); text that
+    is not a TIME comes back unchanged. An `HH:MM` far ahead of `now` is yesterday's (the UTC
+    day changed between the server writing the line and the client reading it).
+    """
+    now = now or datetime.datetime.now().astimezone()
+    utc_now = now.astimezone(datetime.timezone.utc)
+    try:
+        if " " in utc:
+            moment = datetime.datetime.strptime(utc, "%Y-%m-%d %H:%M")
+            moment = moment.replace(tzinfo=datetime.timezone.utc)
+        else:
+            clock = datetime.datetime.strptime(utc, "%H:%M").time()
+            moment = datetime.datetime.combine(utc_now.date(), clock, datetime.timezone.utc)
+            if moment - utc_now > datetime.timedelta(hours=12):
+                moment -= datetime.timedelta(days=1)
+    except ValueError:
+        return utc
+    here = moment.astimezone(now.tzinfo)
+    return here.strftime("%H:%M" if here.date() == now.date() else "%Y-%m-%d %H:%M")
 
 
 class LineSplitter:

@@ -1,12 +1,24 @@
 """The GUI-free client against the real chat-server binary on a free loopback port: chatting,
 a server killed and restarted on the same port, a dropped connection, input typed while
-disconnected, and nicks that are taken."""
+disconnected, nicks that are taken, and the replay of what was missed."""
 
 from __future__ import annotations
 
+import datetime
 import unittest
 
 from support import ChatServer, EventLog, LineClient, Proxy, core, wait_until
+
+
+def minutes_until_now(since: datetime.datetime) -> set[str]:
+    """Every UTC `HH:MM` from `since` to now: the times a line sent meanwhile can carry."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    moment = since.replace(second=0, microsecond=0)
+    minutes = set()
+    while moment <= now:
+        minutes.add(moment.strftime("%H:%M"))
+        moment += datetime.timedelta(minutes=1)
+    return minutes
 
 
 class ClientAgainstServerTest(unittest.TestCase):
@@ -45,6 +57,13 @@ class ClientAgainstServerTest(unittest.TestCase):
         log.wait_logged_in()
         self.join_rooms(client, log)
         return client, log, server, proxy
+
+    def away(self, proxy: Proxy, witness: LineClient, nick: str = "alice") -> None:
+        """Drops the client's connection and keeps it from coming back until `proxy.refuse`
+        is False again; returns once `witness` (in main) saw the server notice it."""
+        proxy.refuse = True
+        proxy.cut()
+        witness.expect(f"* [main] {nick} disconnected")
 
     def test_chat_then_server_killed_and_restarted(self) -> None:
         server = self.start_server()
@@ -170,6 +189,61 @@ class ClientAgainstServerTest(unittest.TestCase):
         welcome = log.wait_logged_in()
         self.assertEqual(welcome.nick, "alice")
         log.wait_rooms(["main", "dev", "кухня"], "dev")
+
+    def test_missed_messages_and_history_reach_the_client_with_their_time(self) -> None:
+        client, log, server, proxy = self.in_rooms_behind_proxy()
+        bob = self.other_user(server.port, "bob")
+        bob.send("/join dev")
+        log.wait_line("* [dev] bob joined")
+
+        self.away(proxy, bob)
+        before = datetime.datetime.now(datetime.timezone.utc)
+        bob.send("while you were out")
+        bob.send("/me waves")
+        bob.send("/msg alice call me")
+        bob.expect("* alice is away; your message will be delivered when they return.")
+        minutes = minutes_until_now(before)
+        proxy.refuse = False
+
+        self.assertTrue(log.wait_logged_in().restored)
+        header = log.wait_for(lambda e: core.replay_frame(e) is not None, "the missed header")
+        self.assertEqual(core.replay_frame(header), core.ReplayFrame(core.MISSED, "dev", True))
+        self.assertRegex(header.raw, r"^\* Missed in dev: 2 messages since \d\d:\d\d UTC\.$")
+        said = log.wait_for(lambda e: isinstance(e, core.ServerLine), "the first replayed line")
+        acted = log.wait_for(lambda e: isinstance(e, core.ServerLine), "the second one")
+        end = log.wait_for(lambda e: isinstance(e, core.ServerLine), "the end of the block")
+        self.assertIsInstance(said, core.ReplayedMessage)
+        self.assertEqual(
+            (said.room, said.nick, said.text, said.action),
+            ("dev", "bob", "while you were out", False),
+        )
+        self.assertEqual(
+            (acted.room, acted.nick, acted.text, acted.action), ("dev", "bob", "waves", True)
+        )
+        for line in (said, acted):
+            self.assertIn(line.time, minutes)  # the time it was sent, in UTC
+        self.assertEqual(core.replay_frame(end), core.ReplayFrame(core.MISSED, "dev", False))
+        private_header = log.wait_for(lambda e: isinstance(e, core.ServerLine), "the PM header")
+        self.assertEqual(
+            core.replay_frame(private_header), core.ReplayFrame(core.MISSED_PRIVATE, None, True)
+        )
+        kept = log.wait_for(lambda e: isinstance(e, core.ServerLine), "the kept PM")
+        self.assertEqual(core.ReplayedPrivate(kept.raw, kept.time, "bob", "call me"), kept)
+        self.assertIn(kept.time, minutes)
+        log.wait_line("* End of missed private messages.")
+
+        # Live lines are not replayed ones, and /history answers in the same framing.
+        bob.send("live again")
+        self.assertIsInstance(log.wait_line("[dev] bob: live again"), core.RoomMessage)
+        client.send("/history dev 2")
+        log.wait_line("* History of dev: the last 2 messages.")
+        first = log.wait_for(lambda e: isinstance(e, core.ServerLine), "a history line")
+        second = log.wait_for(lambda e: isinstance(e, core.ServerLine), "another")
+        self.assertEqual(
+            [(type(e), e.text) for e in (first, second)],
+            [(core.ReplayedMessage, "waves"), (core.ReplayedMessage, "live again")],
+        )
+        log.wait_line("* End of history of dev.")
 
 
 if __name__ == "__main__":
