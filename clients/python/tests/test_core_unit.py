@@ -1,9 +1,10 @@
 """Unit tests of the client core without any network: line parsing, replayed history (frames
-and times), UTF-8 splitting, room state, the re-join plan after a reconnect, the backoff policy,
-server addresses and the status line."""
+and times), secrets masked in typed lines, UTF-8 splitting, room state, the re-join plan after
+a reconnect, the backoff policy, server addresses and the status line."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import socket
 import unittest
@@ -198,6 +199,26 @@ class ReplayTest(unittest.TestCase):
         self.assertEqual(core.local_time("not a time", after_midnight), "not a time")
 
 
+class SecretsTest(unittest.TestCase):
+    """Passwords and tokens typed by the user never come back in what the client shows."""
+
+    def test_mask_secrets(self) -> None:
+        cases = {
+            "/nick alice correct horse": "/nick alice ***",
+            "/NICK alice s3cret": "/NICK alice ***",
+            "/register  correct horse ": "/register ***",
+            "/password n3w": "/password ***",
+            "/nick alice": "/nick alice",
+            "/register": "/register",
+            "/msg bob my password is x": "/msg bob my password is x",
+            "//register x": "//register x",
+        }
+        for line, shown in cases.items():
+            with self.subTest(line):
+                self.assertEqual(core.mask_secrets(line), shown)
+                self.assertEqual(core.secret_words(line) > 0, shown != line)
+
+
 class LineSplitterTest(unittest.TestCase):
     """Bytes to lines with an incremental UTF-8 decoder."""
 
@@ -317,6 +338,18 @@ class PolicyTest(unittest.TestCase):
             "connected to 127.0.0.1:5555, nick alice still held by the old connection:"
             " attempt 2, next try in 2 s",
         )
+        refused = core.Status(core.CONNECTED, server, "alice", refused="wrong password for alice")
+        self.assertEqual(
+            refused.describe(),
+            "connected to 127.0.0.1:5555, not logged in: wrong password for alice",
+        )
+        locked = dataclasses.replace(refused, refused="alice is locked", retry_at=50.0)
+        self.assertEqual(
+            locked.describe(now=8.0),
+            "connected to 127.0.0.1:5555, not logged in: alice is locked; next try in 42 s",
+        )
+        taken = core.Status(core.DISCONNECTED, server, "alice", detail="/reconnect takes it back")
+        self.assertEqual(taken.describe(), "disconnected — /reconnect takes it back")
 
 
 if __name__ == "__main__":
