@@ -5,7 +5,8 @@ Run `python3 clients/python/tk_chat_client.py [--nick NAME] [--host H --port P |
 It asks for a nick (unless `--nick` is given), connects, and shows the conversation, the rooms
 you are in and the connection's state. `chat_core.ChatClient` does all the networking in its own
 thread; this module only draws what it reports (polled with `after`, so the Tk main loop never
-waits on the network) and hands it what the user types.
+waits on the network) and hands it what the user types. Messages replayed from history (what you
+missed while away, `/history`) are shown greyed with the time they were sent.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ PM_BG = "#f6f0ff"
 ERROR = "#cf222e"
 ERROR_BG = "#fff1f1"
 CLIENT = "#9a6700"
+REPLAYED = "#8c959f"  # replayed history: greyed
+REPLAY_HEAD = "#57606a"
+REPLAY_BG = "#f0f2f4"
 # Room names get one of these (none is the green of own lines or the purple of private ones).
 ROOM_COLOURS = ["#0969da", "#bc4c00", "#0a7d87", "#953800", "#3e4bbf", "#6b7a00"]
 STATUS_DOTS = {"ok": "#2da44e", "busy": "#d4a72c", "down": "#cf222e"}
@@ -291,6 +295,15 @@ class ChatWindow:
         view.tag_configure("error", foreground=ERROR, background=ERROR_BG)
         view.tag_configure("client", foreground=CLIENT, font=f.italic)
         view.tag_configure("queued", foreground=MUTED, font=f.italic)
+        # Replayed history: a band for the frame notices, the lines between them greyed and
+        # indented under the band. Configured last, so its grey wins over the other colours.
+        view.tag_configure(
+            "replay_head", foreground=REPLAY_HEAD, background=REPLAY_BG, font=f.heading
+        )
+        view.tag_configure("replay_end", foreground=REPLAYED, font=f.italic)
+        view.tag_configure("replayed", foreground=REPLAYED, lmargin1=14, lmargin2=72)
+        view.tag_configure("replayed_name", font=f.bold)
+
 
     def _room_tag(self, room: str) -> str:
         tag = f"room:{core.name_key(room)}"
@@ -408,7 +421,7 @@ class ChatWindow:
         elif isinstance(event, core.Closed):
             self._destroy()  # the user closed the window or typed /quit
         elif isinstance(event, core.ServerLine):
-            self._append(self.format_line(event))
+            self._show_line(event)
 
     def _destroy(self) -> None:
         if not self.closed:
@@ -416,8 +429,32 @@ class ChatWindow:
             self.root.after_cancel(self._poll_id)
             self.root.destroy()
 
+    def _show_line(self, event: core.ServerLine) -> None:
+        """Appends a server line; replayed history is greyed and shows its own time."""
+        frame = core.replay_frame(event)
+        if frame is not None:
+            text = event.raw[2:] if event.raw.startswith("* ") else event.raw
+            if frame.start:
+                self._append([(text, ("replay_head",))], stamp="", band="replay_head")
+            else:
+                self._append([(text, ("replay_end",))], stamp="")
+            return
+        if isinstance(event, (core.ReplayedMessage, core.ReplayedPrivate)):
+            self._append(self.format_line(event), stamp=core.local_time(event.time))
+            return
+        self._append(self.format_line(event))
+
     def format_line(self, event: core.ServerLine) -> list[tuple[str, tuple[str, ...]]]:
         """The pieces of text (with their tags) that show a server line."""
+        if isinstance(event, core.ReplayedMessage):
+            grey = ("replayed",)
+            head = [(f"[{event.room}] ", grey + ("replayed_name",))]
+            if event.action:
+                return head + [(f"* {event.nick} {event.text}", grey + ("action",))]
+            return head + [(event.nick, grey + ("replayed_name",)), (f": {event.text}", grey)]
+        if isinstance(event, core.ReplayedPrivate):
+            grey = ("pm", "replayed")
+            return [(f"PM from {event.nick}", grey + ("replayed_name",)), (f": {event.text}", grey)]
         if isinstance(event, core.RoomMessage):
             return [
                 (f"[{event.room}] ", (self._room_tag(event.room),)),
@@ -449,13 +486,24 @@ class ChatWindow:
             return [(event.raw, ())]
         return [(event.raw, ("notice",))]
 
-    def _append(self, pieces: list[tuple[str, tuple[str, ...]]]) -> None:
+    def _append(
+        self,
+        pieces: list[tuple[str, tuple[str, ...]]],
+        stamp: Optional[str] = None,
+        band: Optional[str] = None,
+    ) -> None:
+        """Adds one line: the time (`stamp`, default now; "" for none), then the pieces. The
+        line's background band (own, private, error or `band`) spans the whole width."""
         at_bottom = self.view.yview()[1] >= 0.999
         line_tags = tuple(
-            tag for tag in ("own", "pm", "error") if any(tag in tags for _, tags in pieces)
-        )
+            tag
+            for tag in ("own", "pm", "error", "replayed")
+            if any(tag in tags for _, tags in pieces)
+        ) + ((band,) if band else ())
+        stamp = time.strftime("%H:%M") if stamp is None else stamp
         self.view.configure(state="normal")
-        self.view.insert("end", time.strftime("%H:%M  "), ("time", "line") + line_tags)
+        if stamp:
+            self.view.insert("end", f"{stamp}  ", ("time", "line") + line_tags)
         for text, tags in pieces:
             self.view.insert("end", text, tags + ("line",))
         self.view.insert("end", "\n", ("line",) + line_tags)

@@ -1,12 +1,14 @@
 """The real Tk window under a display (Xvfb in ./test.sh) against the real chat-server: typing
-and Enter through Tk events, messages both ways, the room list, input history, the status bar
-through a server restart, closing the window, Ctrl+C on the command-line program, and a
-screenshot (saved to $TK_CLIENT_SCREENSHOT when set: `clients/python/screenshot.sh` does that
-for docs/tk-client.png)."""
+and Enter through Tk events, messages both ways, the room list, input history, what was missed
+while the connection was down shown greyed, the status bar through a server restart, closing
+the window, Ctrl+C on the command-line program, and a screenshot (saved to $TK_CLIENT_SCREENSHOT when set:
+`clients/python/screenshot.sh` does that for docs/tk-client.png)."""
 
 from __future__ import annotations
 
+import gc
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,7 +17,7 @@ import unittest
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from support import CLIENT_DIR, DEADLINE, ChatServer, LineClient, core, wait_until
+from support import CLIENT_DIR, DEADLINE, ChatServer, LineClient, Proxy, core, wait_until
 
 try:
     import tkinter as tk
@@ -38,32 +40,45 @@ KEYSYMS = {
 }
 
 
-class WindowTest(unittest.TestCase):
-    """One window per test, with the other user (Вася) on a plain socket."""
+def collect_tk_garbage() -> None:
+    """Frees unreachable Tk objects now, in the main thread: a Tk interpreter freed by a
+    collection that happens to run in another thread (the client's, a proxy's) aborts the
+    process ("Tcl_AsyncDelete: async handler deleted by the wrong thread")."""
+    gc.collect()
 
-    def setUp(self) -> None:
+
+class WindowTestCase(unittest.TestCase):
+    """A window on a real server, reached through a proxy that the test can cut."""
+
+    def open_window(self, nick: str, password: str | None = None) -> None:
+        """Starts the server (if not yet) and a window logging in as `nick`."""
         try:
             self.root = tk.Tk()
         except tk.TclError as error:
             self.skipTest(f"no display: {error}")
         self.addCleanup(self._destroy_root)
-        self.server = ChatServer()
-        self.addCleanup(self.server.stop)
-        self.vasya = LineClient(self.server.port).login("Вася")
-        self.addCleanup(self.vasya.close)
-        self.client = core.ChatClient([self.server.address], "alice")
+        if not hasattr(self, "server"):
+            self.server = ChatServer()
+            self.addCleanup(self.server.stop)
+        self.proxy = Proxy(self.server.port)
+        self.addCleanup(self.proxy.stop)
+        address = core.Server("127.0.0.1", self.proxy.port)
+        self.client = core.ChatClient([address], nick, password=password)
         self.addCleanup(self.client.join, 10)
         self.addCleanup(self.client.close)
         self.window = gui.ChatWindow(self.root, self.client)
         self.client.start()
-        self.wait(lambda: self.window.status.logged_in, "the window to log in")
-        self.vasya.expect("* [main] alice joined")
 
     def _destroy_root(self) -> None:
+        window = getattr(self, "window", None)
+        if window is not None and not window.closed:
+            window._destroy()  # (also stops its polling: no callback outlives the window)
         try:
             self.root.destroy()
         except tk.TclError:
             pass  # the window closed itself
+        self.root = self.window = None  # type: ignore[assignment]
+        collect_tk_garbage()
 
     def pump(self) -> None:
         """Lets Tk process events (the test is the main loop)."""
@@ -118,6 +133,39 @@ class WindowTest(unittest.TestCase):
         self.window.rooms.event_generate("<<ListboxSelect>>")
         self.pump()
 
+    def tags_of(self, text: str) -> tuple[str, ...]:
+        """The tags at the start of the (first) place the view shows `text`."""
+        start = self.window.view.search(text, "1.0")
+        self.assertTrue(start, f"{text!r} not in the view")
+        return self.window.view.tag_names(start)
+
+    def take_screenshot(self) -> None:
+        """Saves the window through screenshot.sh and checks that a PNG came out."""
+        self.root.lift()
+        self.pump()
+        target = os.environ.get("TK_CLIENT_SCREENSHOT")
+        with tempfile.TemporaryDirectory() as scratch:
+            out = Path(target) if target else Path(scratch) / "tk-client.png"
+            shot = subprocess.Popen(
+                [str(CLIENT_DIR / "screenshot.sh"), str(out), self.root.wm_frame()]
+            )
+            self.wait(lambda: shot.poll() is not None, "screenshot.sh to finish")
+            self.assertEqual(shot.returncode, 0)
+            self.assertEqual(out.read_bytes()[:8], b"\x89PNG\r\n\x1a\n")
+
+
+class WindowTest(WindowTestCase):
+    """alice's window, with the other user (Вася) on a plain socket."""
+
+    def setUp(self) -> None:
+        self.server = ChatServer()
+        self.addCleanup(self.server.stop)
+        self.vasya = LineClient(self.server.port).login("Вася")
+        self.addCleanup(self.vasya.close)
+        self.open_window("alice")
+        self.wait(lambda: self.window.status.logged_in, "the window to log in")
+        self.vasya.expect("* [main] alice joined")
+
     def test_conversation_rooms_history_screenshot_and_close(self) -> None:
         self.type_line("/join dev")
         self.wait(lambda: self.active_room_in_list() == "dev", "dev to be the active room")
@@ -144,6 +192,29 @@ class WindowTest(unittest.TestCase):
         self.vasya.expect("[кухня] alice: hello from the window, tea in five minutes")
         self.vasya.send("/me ставит чайник")
         self.wait_view("[кухня] * Вася ставит чайник")
+
+        # The connection drops; what Вася says meanwhile comes back greyed, with its time.
+        self.proxy.refuse = True
+        self.proxy.cut()
+        self.vasya.expect("* [кухня] alice disconnected")
+        self.vasya.send("Чайник вскипел")
+        self.vasya.send("/me наливает чай")
+        self.vasya.send("/msg alice где ты?")
+        self.vasya.expect("* alice is away; your message will be delivered when they return.")
+        self.proxy.refuse = False
+        self.wait_view("End of missed private messages.")
+        self.assertIn("replay_head", self.tags_of("Missed in кухня: 2 messages since "))
+        self.assertIn("replay_end", self.tags_of("End of missed messages in кухня."))
+        self.assertIn("replay_head", self.tags_of("Missed while you were away: 1 private"))
+        for text in ("[кухня] Вася: Чайник вскипел", "[кухня] * Вася наливает чай"):
+            # The line's own time (the server's UTC turned into local time), then the line.
+            line = next(line for line in self.window.view_text().splitlines() if text in line)
+            self.assertRegex(line, rf"^\d\d:\d\d  {re.escape(text)}$")
+            for piece in ("[кухня]", "Вася", text.rsplit(" ", 1)[1]):
+                where = self.window.view.search(piece, self.window.view.search(text, "1.0"))
+                self.assertIn("replayed", self.window.view.tag_names(where), piece)
+        self.assertTrue({"replayed", "pm"} <= set(self.tags_of("PM from Вася: где ты?")))
+        self.assertNotIn("replayed", self.tags_of("[кухня] Вася: Привет"))  # live before
         self.vasya.send("/msg alice the build is green, by the way")
         self.wait_view("PM from Вася: the build is green, by the way")
         self.enter_text("/msg Вася thanks!")
@@ -155,7 +226,7 @@ class WindowTest(unittest.TestCase):
         # Tags make the kinds of lines look different.
         for text, tag in (
             ("You", "own_nick"),
-            ("PM from Вася", "pm_head"),
+            ("PM from Вася: the build", "pm_head"),
             ("! no such user", "error"),
         ):
             start = self.window.view.search(text, "1.0")
@@ -172,6 +243,8 @@ class WindowTest(unittest.TestCase):
         self.assertEqual(self.window.entry.get(), "draft")
         self.window.entry.delete(0, "end")
         self.assertIn("connected to 127.0.0.1:", self.window.status_label.cget("text"))
+        self.assertNotIn("replayed", self.tags_of("PM from Вася: the build"))  # live again
+        self.root.geometry("920x700")  # room for the conversation and the missed block
         self.take_screenshot()
 
         # Leave leaves the active room; Join… asks for a name and joins it.
@@ -211,6 +284,19 @@ class WindowTest(unittest.TestCase):
         show(5)
         self.assertEqual(self.window.view.yview()[1], 1.0)
 
+    def test_history_is_shown_greyed_under_its_header(self) -> None:
+        self.vasya.send("first of two")
+        self.vasya.send("/me hums")
+        self.wait_view("[main] * Вася hums")
+        self.type_line("/history main 2")
+        self.wait_view("End of history of main.")
+        header = self.window.view.search("History of main: the last 2 messages.", "1.0")
+        self.assertIn("replay_head", self.window.view.tag_names(header))
+        for text in ("first of two", "* Вася hums"):
+            self.assertNotIn("replayed", self.tags_of(text))  # as it came live
+            again = self.window.view.search(text, header)  # and replayed
+            self.assertIn("replayed", self.window.view.tag_names(again))
+
     def test_status_bar_follows_a_server_restart(self) -> None:
         self.type_line("/join dev")
         self.wait(lambda: self.active_room_in_list() == "dev", "dev to be the active room")
@@ -239,20 +325,6 @@ class WindowTest(unittest.TestCase):
         self.wait(lambda: self.window.closed, "the window to close")
         vasya.expect("* [main] alice disconnected")
 
-    def take_screenshot(self) -> None:
-        """Saves the window through screenshot.sh and checks that a PNG came out."""
-        self.root.lift()
-        self.pump()
-        target = os.environ.get("TK_CLIENT_SCREENSHOT")
-        with tempfile.TemporaryDirectory() as scratch:
-            out = Path(target) if target else Path(scratch) / "tk-client.png"
-            shot = subprocess.Popen(
-                [str(CLIENT_DIR / "screenshot.sh"), str(out), self.root.wm_frame()]
-            )
-            self.wait(lambda: shot.poll() is not None, "screenshot.sh to finish")
-            self.assertEqual(shot.returncode, 0)
-            self.assertEqual(out.read_bytes()[:8], b"\x89PNG\r\n\x1a\n")
-
 
 class NickDialogTest(unittest.TestCase):
     """The dialog at start accepts only nicks the server would."""
@@ -262,6 +334,7 @@ class NickDialogTest(unittest.TestCase):
             root = tk.Tk()
         except tk.TclError as error:
             self.skipTest(f"no display: {error}")
+        self.addCleanup(collect_tk_garbage)
         self.addCleanup(root.destroy)
         dialog = gui.NickDialog(root)
         root.update()
