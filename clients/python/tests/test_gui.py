@@ -1,7 +1,8 @@
 """The real Tk window under a display (Xvfb in ./test.sh) against the real chat-server: typing
 and Enter through Tk events, messages both ways, the room list, input history, what was missed
-while the connection was down shown greyed, the status bar through a server restart, closing
-the window, Ctrl+C on the command-line program, and a screenshot (saved to $TK_CLIENT_SCREENSHOT when set:
+while the connection was down shown greyed, the status bar through a server restart, a wrong
+password asked for again, closing the window, Ctrl+C on the command-line program (also with
+--password-file), and a screenshot (saved to $TK_CLIENT_SCREENSHOT when set:
 `clients/python/screenshot.sh` does that for docs/tk-client.png)."""
 
 from __future__ import annotations
@@ -326,6 +327,54 @@ class WindowTest(WindowTestCase):
         vasya.expect("* [main] alice disconnected")
 
 
+class PasswordTest(WindowTestCase):
+    """A registered nick: a wrong password makes the window ask again, and the password is
+    never shown."""
+
+    def test_wrong_password_is_reported_and_asked_for_again(self) -> None:
+        self.server = ChatServer()
+        self.addCleanup(self.server.stop)
+        owner = LineClient(self.server.port).login("carol")
+        owner.send("/register right one")
+        owner.expect(lambda line: line.startswith("* carol is now registered"))
+        owner.send("/quit")
+        owner.expect(lambda line: line.startswith("* Bye"))
+        owner.close()
+
+        self.open_window("carol", password="wrong one")
+        dialog = self.wait(lambda: self.window.login_dialog, "the password dialog")
+        self.wait_view("! wrong password for carol")
+        self.wait(
+            lambda: "not logged in: wrong password for carol"
+            in self.window.status_label.cget("text"),
+            "the status bar to say why",
+        )
+        self.assertFalse(self.window.status.logged_in)
+        self.assertEqual(dialog.entry.get(), "carol")
+        self.assertEqual(dialog.password_entry.cget("show"), "*")
+        dialog.password_entry.insert(0, "right one")
+        dialog.password_entry.focus_force()
+        self.pump()
+        dialog.password_entry.event_generate("<Return>")
+        self.wait(lambda: self.window.status.logged_in, "the window to log in")
+        self.assertEqual(self.window.state.nick, "carol")
+        for secret in ("right one", "wrong one"):
+            self.assertNotIn(secret, self.window.view_text())
+            self.assertNotIn(secret, self.window.status_label.cget("text"))
+
+        # A password typed in a command is masked while queued and not kept for Up.
+        self.proxy.refuse = True
+        self.proxy.cut()
+        self.wait(lambda: not self.window.status.logged_in, "the connection to drop")
+        self.enter_text("/password n3w one")
+        self.wait_view("(not sent yet, queued) /password ***")
+        self.key("Up")
+        self.assertEqual(self.window.entry.get(), "")
+        self.proxy.refuse = False
+        self.wait_view("* The password of carol is changed.")
+        self.assertNotIn("n3w one", self.window.view_text())
+
+
 class NickDialogTest(unittest.TestCase):
     """The dialog at start accepts only nicks the server would."""
 
@@ -344,41 +393,102 @@ class NickDialogTest(unittest.TestCase):
         self.assertIsNone(dialog.result)
         dialog.entry.delete(0, "end")
         dialog.entry.insert(0, "Алиса")
+        self.assertEqual(dialog.password_entry.cget("show"), "*")  # the password is masked
         dialog.entry.focus_force()
         root.update()
         dialog.entry.event_generate("<Return>")
         root.update()
-        self.assertEqual(dialog.result, "Алиса")
+        self.assertEqual((dialog.result, dialog.password), ("Алиса", None))
         self.assertFalse(dialog.winfo_exists())
+
+    def test_password_field_and_the_callback(self) -> None:
+        try:
+            root = tk.Tk()
+        except tk.TclError as error:
+            self.skipTest(f"no display: {error}")
+        self.addCleanup(collect_tk_garbage)
+        self.addCleanup(root.destroy)
+        got: list[tuple[str, str | None]] = []
+        dialog = gui.NickDialog(
+            root,
+            initial="carol",
+            message="Wrong password for carol.",
+            on_result=lambda *result: got.append(result),
+        )
+        root.update()
+        self.assertEqual(dialog.focus_lastfor(), dialog.password_entry)  # the nick is known
+        dialog.password_entry.insert(0, " correct horse ")
+        dialog.password_entry.focus_force()
+        root.update()
+        dialog.password_entry.event_generate("<Return>")
+        root.update()
+        self.assertEqual(got, [("carol", "correct horse")])
 
 
 class CommandLineTest(unittest.TestCase):
     """`tk_chat_client.py --nick ... --server ...` as a user runs it, stopped with Ctrl+C."""
 
-    def test_ctrl_c_quits_cleanly(self) -> None:
+    def setUp(self) -> None:
         if not os.environ.get("DISPLAY"):
             self.skipTest("no display")
-        server = ChatServer()
-        self.addCleanup(server.stop)
-        vasya = LineClient(server.port).login("Вася")
-        self.addCleanup(vasya.close)
-        program = subprocess.Popen(
-            [
-                sys.executable,
-                str(CLIENT_DIR / "tk_chat_client.py"),
-                "--nick",
-                "carol",
-                "--server",
-                f"127.0.0.1:{server.port}",
-            ],
-            stdin=subprocess.DEVNULL,
-        )
+        self.server = ChatServer()
+        self.addCleanup(self.server.stop)
+        self.vasya = LineClient(self.server.port).login("Вася")
+        self.addCleanup(self.vasya.close)
+
+    def run_program(self, *options: str) -> tuple[subprocess.Popen, Path]:
+        """Starts the program for this server; returns it and the file with its output."""
+        scratch = tempfile.TemporaryDirectory()
+        self.addCleanup(scratch.cleanup)
+        output = Path(scratch.name) / "output.txt"
+        with output.open("wb") as sink:
+            program = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(CLIENT_DIR / "tk_chat_client.py"),
+                    *options,
+                    "--server",
+                    f"127.0.0.1:{self.server.port}",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
         self.addCleanup(program.wait, DEADLINE)
         self.addCleanup(program.kill)  # in case it did not exit by itself
-        vasya.expect("* [main] carol joined")
+        return program, output
+
+    def interrupt(self, program: subprocess.Popen, nick: str) -> None:
+        """Ctrl+C: the program says /quit and exits with 0."""
         program.send_signal(signal.SIGINT)
         self.assertEqual(program.wait(timeout=DEADLINE), 0)
-        vasya.expect("* [main] carol disconnected")
+        self.vasya.expect(f"* [main] {nick} disconnected")
+
+    def test_ctrl_c_quits_cleanly(self) -> None:
+        program, _output = self.run_program("--nick", "carol")
+        self.vasya.expect("* [main] carol joined")
+        self.interrupt(program, "carol")
+
+    def test_password_file_logs_in_a_registered_nick(self) -> None:
+        owner = LineClient(self.server.port).login("dave")
+        self.addCleanup(owner.close)
+        owner.send("/register from the file")
+        owner.expect(lambda line: line.startswith("* dave is now registered"))
+        owner.send("/quit")
+        owner.expect(lambda line: line.startswith("* Bye"))
+        self.vasya.expect("* [main] dave disconnected")  # (Вася saw the owner come and go)
+        scratch = tempfile.TemporaryDirectory()
+        self.addCleanup(scratch.cleanup)
+        password_file = Path(scratch.name) / "password"
+        password_file.write_text("from the file\nthe second line is not read\n")
+
+        program, output = self.run_program("--nick", "dave", "--password-file", str(password_file))
+        self.vasya.expect("* [main] dave joined")  # back in main: the password was right
+        cmdline = Path(f"/proc/{program.pid}/cmdline").read_bytes()
+        self.assertIn(str(password_file).encode(), cmdline)
+        self.assertNotIn(b"from the file", cmdline)
+        self.interrupt(program, "dave")
+        self.assertNotIn(b"from the file", output.read_bytes())
 
 
 if __name__ == "__main__":
