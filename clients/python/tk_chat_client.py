@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """The chat-server desktop client: a Tkinter window on top of `chat_core`.
 
-Run `python3 clients/python/tk_chat_client.py [--nick NAME] [--host H --port P | --server H:P ...]`.
-It asks for a nick (unless `--nick` is given), connects, and shows the conversation, the rooms
-you are in and the connection's state. `chat_core.ChatClient` does all the networking in its own
-thread; this module only draws what it reports (polled with `after`, so the Tk main loop never
-waits on the network) and hands it what the user types.
+Run `python3 clients/python/tk_chat_client.py [--nick NAME] [--password-file PATH]
+[--host H --port P | --server H:P ...]`. It asks for a nick and an optional password (unless
+`--nick` is given), connects, and shows the conversation, the rooms you are in and the
+connection's state. `chat_core.ChatClient` does all the networking in its own thread; this
+module only draws what it reports (polled with `after`, so the Tk main loop never waits on the
+network) and hands it what the user types. Messages replayed from history (what you missed
+while away, `/history`) are shown greyed with the time they were sent.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ PM_BG = "#f6f0ff"
 ERROR = "#cf222e"
 ERROR_BG = "#fff1f1"
 CLIENT = "#9a6700"
+REPLAYED = "#8c959f"  # replayed history: greyed
+REPLAY_HEAD = "#57606a"
+REPLAY_BG = "#f0f2f4"
 # Room names get one of these (none is the green of own lines or the purple of private ones).
 ROOM_COLOURS = ["#0969da", "#bc4c00", "#0a7d87", "#953800", "#3e4bbf", "#6b7a00"]
 STATUS_DOTS = {"ok": "#2da44e", "busy": "#d4a72c", "down": "#cf222e"}
@@ -104,22 +109,43 @@ def apply_style(root: tk.Tk) -> Fonts:
 
 
 class NickDialog(tk.Toplevel):
-    """A small modal dialog asking for a nick; `result` is the nick or None if cancelled."""
+    """A small dialog asking for a nick and an optional password.
 
-    def __init__(self, root: tk.Tk, initial: str = "") -> None:
+    `result` is the nick (None if cancelled) and `password` the password (None if left
+    empty); the password field is masked. `ask` shows it modally (at start); with `on_result`
+    it is not modal and calls `on_result(nick, password)` when the user accepts (the window
+    uses that when the server refuses a password). `message` is shown above the fields.
+    """
+
+    def __init__(
+        self,
+        root: tk.Misc,
+        initial: str = "",
+        message: str = "",
+        on_result: Optional[Callable[[str, Optional[str]], None]] = None,
+    ) -> None:
         super().__init__(root)
         self.title("chat-server: your nick")
         self.configure(background=BG)
         self.resizable(False, False)
         self.result: Optional[str] = None
+        self.password: Optional[str] = None
+        self.on_result = on_result
         frame = ttk.Frame(self, padding=16)
         frame.pack(fill="both", expand=True)
+        if message:
+            ttk.Label(frame, text=message, foreground=ERROR, wraplength=300).pack(
+                anchor="w", pady=(0, 8)
+            )
         ttk.Label(frame, text="Choose a nick (letters, digits, _ or -):").pack(anchor="w")
         self.entry = ttk.Entry(frame, width=28)
         self.entry.insert(0, initial)
         self.entry.pack(fill="x", pady=(6, 2))
         self.error = ttk.Label(frame, text="", foreground=ERROR)
         self.error.pack(anchor="w")
+        ttk.Label(frame, text="Password (only for a registered nick):").pack(anchor="w")
+        self.password_entry = ttk.Entry(frame, width=28, show="*")
+        self.password_entry.pack(fill="x", pady=(6, 2))
         buttons = ttk.Frame(frame)
         buttons.pack(fill="x", pady=(8, 0))
         ttk.Button(buttons, text="Connect", command=self.ok).pack(side="right")
@@ -128,27 +154,34 @@ class NickDialog(tk.Toplevel):
         self.bind("<KP_Enter>", lambda _event: self.ok())
         self.bind("<Escape>", lambda _event: self.destroy())
         self.protocol("WM_DELETE_WINDOW", self.destroy)
-        self.entry.focus_set()
+        (self.password_entry if initial else self.entry).focus_set()
 
     def ok(self) -> None:
         """Accepts the nick if it is valid, else says why."""
         nick = self.entry.get().strip()
         if core.valid_name(nick):
             self.result = nick
+            self.password = self.password_entry.get().strip() or None
             self.destroy()
+            if self.on_result is not None:
+                self.on_result(nick, self.password)
         else:
             self.error.configure(text="1-32 letters, digits, _ or -, no spaces")
 
+    def place_centred(self) -> None:
+        """Puts the dialog in the middle of the screen, a little above the centre."""
+        self.update_idletasks()
+        x = (self.winfo_screenwidth() - self.winfo_reqwidth()) // 2
+        y = (self.winfo_screenheight() - self.winfo_reqheight()) // 3
+        self.geometry(f"+{x}+{y}")
+
     @classmethod
-    def ask(cls, root: tk.Tk) -> Optional[str]:
-        """Shows the dialog and waits for it to close."""
+    def ask(cls, root: tk.Tk) -> Optional[tuple[str, Optional[str]]]:
+        """Shows the dialog and waits for it to close: (nick, password), or None."""
         dialog = cls(root)
-        dialog.update_idletasks()
-        x = (dialog.winfo_screenwidth() - dialog.winfo_reqwidth()) // 2
-        y = (dialog.winfo_screenheight() - dialog.winfo_reqheight()) // 3
-        dialog.geometry(f"+{x}+{y}")
+        dialog.place_centred()
         dialog.wait_window()
-        return dialog.result
+        return None if dialog.result is None else (dialog.result, dialog.password)
 
 
 class ChatWindow:
@@ -171,6 +204,7 @@ class ChatWindow:
         self._draft = ""
         self._room_tags: set[str] = set()
         self._status_text = ""
+        self.login_dialog: Optional[NickDialog] = None  # open after a refused password
         root.title("chat-server")
         root.geometry("920x580")
         root.minsize(560, 340)
@@ -291,6 +325,14 @@ class ChatWindow:
         view.tag_configure("error", foreground=ERROR, background=ERROR_BG)
         view.tag_configure("client", foreground=CLIENT, font=f.italic)
         view.tag_configure("queued", foreground=MUTED, font=f.italic)
+        # Replayed history: a band for the frame notices, the lines between them greyed and
+        # indented under the band. Configured last, so its grey wins over the other colours.
+        view.tag_configure(
+            "replay_head", foreground=REPLAY_HEAD, background=REPLAY_BG, font=f.heading
+        )
+        view.tag_configure("replay_end", foreground=REPLAYED, font=f.italic)
+        view.tag_configure("replayed", foreground=REPLAYED, lmargin1=14, lmargin2=72)
+        view.tag_configure("replayed_name", font=f.bold)
 
     def _room_tag(self, room: str) -> str:
         tag = f"room:{core.name_key(room)}"
@@ -302,11 +344,13 @@ class ChatWindow:
     # ---- user actions ------------------------------------------------------------------------
 
     def submit(self, _event: object = None) -> str:
-        """Sends what is in the entry (Enter); commands pass through as typed."""
+        """Sends what is in the entry (Enter); commands pass through as typed. A line with a
+        password or token in it is not kept for Up and Down."""
         line = self.entry.get()
         if line.strip():
             self.client.send(line)
-            if not self._history or self._history[-1] != line:
+            secret = core.secret_words(line) > 0
+            if not secret and (not self._history or self._history[-1] != line):
                 self._history.append(line)
             self.entry.delete(0, "end")
         self._history_pos = len(self._history)
@@ -403,12 +447,15 @@ class ChatWindow:
             self._append([(f"— {event.text}", ("client",))])
         elif isinstance(event, core.Queued):
             self._append([(f"(not sent yet, queued) {event.line}", ("queued",))])
+        elif isinstance(event, core.LoginRefused):
+            if not event.will_retry:
+                self.ask_password(event)
         elif isinstance(event, core.Closed) and event.error is not None:
             self._append([(f"The client stopped working: {event.error}", ("error",))])
         elif isinstance(event, core.Closed):
             self._destroy()  # the user closed the window or typed /quit
         elif isinstance(event, core.ServerLine):
-            self._append(self.format_line(event))
+            self._show_line(event)
 
     def _destroy(self) -> None:
         if not self.closed:
@@ -416,8 +463,51 @@ class ChatWindow:
             self.root.after_cancel(self._poll_id)
             self.root.destroy()
 
+    def ask_password(self, refused: core.LoginRefused) -> None:
+        """Opens the nick dialog (not modal) to get the password the server wants."""
+        if self.login_dialog is not None and self.login_dialog.winfo_exists():
+            return  # already asking
+        if refused.reason == core.WRONG_PASSWORD:
+            message = f"Wrong password for {refused.nick}."
+        elif refused.reason == core.LOCKED:
+            message = (
+                f"{refused.nick} is locked after too many wrong passwords; the server accepts"
+                f" a password again in {refused.retry_in} s."
+            )
+        else:
+            message = f"{refused.nick} is registered: enter its password."
+        self.login_dialog = NickDialog(
+            self.root, initial=refused.nick, message=message, on_result=self.client.set_login
+        )
+        self.login_dialog.transient(self.root)
+        self.login_dialog.place_centred()
+
+    def _show_line(self, event: core.ServerLine) -> None:
+        """Appends a server line; replayed history is greyed and shows its own time."""
+        frame = core.replay_frame(event)
+        if frame is not None:
+            text = event.raw[2:] if event.raw.startswith("* ") else event.raw
+            if frame.start:
+                self._append([(text, ("replay_head",))], stamp="", band="replay_head")
+            else:
+                self._append([(text, ("replay_end",))], stamp="")
+            return
+        if isinstance(event, (core.ReplayedMessage, core.ReplayedPrivate)):
+            self._append(self.format_line(event), stamp=core.local_time(event.time))
+            return
+        self._append(self.format_line(event))
+
     def format_line(self, event: core.ServerLine) -> list[tuple[str, tuple[str, ...]]]:
         """The pieces of text (with their tags) that show a server line."""
+        if isinstance(event, core.ReplayedMessage):
+            grey = ("replayed",)
+            head = [(f"[{event.room}] ", grey + ("replayed_name",))]
+            if event.action:
+                return head + [(f"* {event.nick} {event.text}", grey + ("action",))]
+            return head + [(event.nick, grey + ("replayed_name",)), (f": {event.text}", grey)]
+        if isinstance(event, core.ReplayedPrivate):
+            grey = ("pm", "replayed")
+            return [(f"PM from {event.nick}", grey + ("replayed_name",)), (f": {event.text}", grey)]
         if isinstance(event, core.RoomMessage):
             return [
                 (f"[{event.room}] ", (self._room_tag(event.room),)),
@@ -449,13 +539,24 @@ class ChatWindow:
             return [(event.raw, ())]
         return [(event.raw, ("notice",))]
 
-    def _append(self, pieces: list[tuple[str, tuple[str, ...]]]) -> None:
+    def _append(
+        self,
+        pieces: list[tuple[str, tuple[str, ...]]],
+        stamp: Optional[str] = None,
+        band: Optional[str] = None,
+    ) -> None:
+        """Adds one line: the time (`stamp`, default now; "" for none), then the pieces. The
+        line's background band (own, private, error or `band`) spans the whole width."""
         at_bottom = self.view.yview()[1] >= 0.999
         line_tags = tuple(
-            tag for tag in ("own", "pm", "error") if any(tag in tags for _, tags in pieces)
-        )
+            tag
+            for tag in ("own", "pm", "error", "replayed")
+            if any(tag in tags for _, tags in pieces)
+        ) + ((band,) if band else ())
+        stamp = time.strftime("%H:%M") if stamp is None else stamp
         self.view.configure(state="normal")
-        self.view.insert("end", time.strftime("%H:%M  "), ("time", "line") + line_tags)
+        if stamp:
+            self.view.insert("end", f"{stamp}  ", ("time", "line") + line_tags)
         for text, tags in pieces:
             self.view.insert("end", text, tags + ("line",))
         self.view.insert("end", "\n", ("line",) + line_tags)
@@ -494,15 +595,47 @@ class ChatWindow:
             colour = STATUS_DOTS["ok"]
         elif self.status.state == core.DISCONNECTED:
             colour = STATUS_DOTS["down"]
+        elif self.status.refused and self.status.retry_at is None:
+            colour = STATUS_DOTS["down"]  # waiting for the user to give a password
         else:
             colour = STATUS_DOTS["busy"]
         self.status_dot.configure(foreground=colour)
 
 
+def read_password_file(path: str) -> str:
+    """The password in the first line of the file at `path` (without the line end and
+    surrounding spaces); raises ValueError, which never quotes the file's content."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            password = file.readline().strip()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else "unreadable"
+        raise ValueError(f"cannot read the password file {path}: {reason}") from None
+    if not password:
+        raise ValueError(f"the password file {path} has no password in its first line")
+    return password
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    """Command-line options."""
-    parser = argparse.ArgumentParser(description="Desktop client for chat-server.")
+    """Command-line options; `password` is read from `--password-file` (or None)."""
+    parser = argparse.ArgumentParser(
+        description="Desktop client for chat-server.",
+        epilog=(
+            "A registered nick needs its password: type it in the nick dialog, or put it in"
+            " the first line of a file for --password-file (never on the command line). The"
+            " client logs back in by itself after a dropped connection with a one-use resume"
+            " token it asks the server for (/token), falling back to the password; it never"
+            " shows or logs either. If your nick logs in from another connection, this one"
+            " stops until you type /reconnect. What you missed while away, and /history, are"
+            " shown greyed with the time each message was sent."
+        ),
+    )
     parser.add_argument("--nick", help="your nick (skips the nick dialog)")
+    parser.add_argument(
+        "--password-file",
+        metavar="PATH",
+        help="log in with the password in the first line of this file (for a registered nick)",
+    )
     parser.add_argument(
         "--host", default=core.DEFAULT_HOST, help="server host (default: %(default)s)"
     )
@@ -525,6 +658,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         ]
     except ValueError as error:
         parser.error(str(error))
+    args.password = None
+    if args.password_file is not None:
+        try:
+            args.password = read_password_file(args.password_file)
+        except ValueError as error:
+            parser.error(str(error))
     return args
 
 
@@ -548,14 +687,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     signal.signal(signal.SIGTERM, interrupted)
     keep_python_responsive(root)
 
-    nick = args.nick or NickDialog.ask(root)
-    if nick is None:  # cancelled, or Ctrl+C while the dialog was up
+    login = (args.nick, None) if args.nick else NickDialog.ask(root)
+    if login is None:  # cancelled, or Ctrl+C while the dialog was up
         try:
             root.destroy()
         except tk.TclError:
             pass  # already destroyed
         return 1
-    client = core.ChatClient(args.servers, nick)
+    nick, typed_password = login
+    client = core.ChatClient(args.servers, nick, password=typed_password or args.password)
     window = ChatWindow(root, client, fonts)
     on_interrupt[0] = window.close
     client.start()

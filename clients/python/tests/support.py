@@ -5,7 +5,7 @@
 - `Redis`: a real redis-server without persistence, for cluster mode;
 - `LineClient`: a plain socket client speaking the line protocol (the "other user");
 - `Proxy`: a loopback TCP forwarder whose connections the test can cut, to drop a client's
-  connection while the server stays up;
+  connection while the server stays up, or abandon, so the server still holds the old one;
 - `EventLog`: collects a ChatClient's events and waits for one that matches;
 - `wait_until`: polls a condition up to a generous deadline.
 
@@ -217,25 +217,35 @@ class LineClient:
                 )
             self.lines.extend(self.splitter.feed(data))
 
-    def login(self, nick: str) -> LineClient:
-        """Sets the nick and waits for the welcome."""
-        self.send(f"/nick {nick}")
-        self.expect(
-            lambda line: line.startswith(f"* Welcome, {nick}.")
-            or line.startswith(f"* Welcome back, {nick}.")
-        )
+    def login(self, nick: str, secret: str = "") -> LineClient:
+        """Sets the nick (with a password or token if given) and waits for the welcome."""
+        self.send(f"/nick {nick} {secret}".rstrip())
+        self.expect(lambda line: welcomes(line, nick))
         return self
+
+    def try_login(self, nick: str) -> bool:
+        """Sends `/nick NICK`; whether the server welcomed us (else it said why not)."""
+        self.send(f"/nick {nick}")
+        answer = self.expect(lambda line: welcomes(line, nick) or line.startswith("! "))
+        return welcomes(answer, nick)
 
     def close(self) -> None:
         """Closes the socket."""
         self.sock.close()
 
 
+def welcomes(line: str, nick: str) -> bool:
+    """Whether `line` is the server's welcome for `nick` (fresh or restored)."""
+    return line.startswith((f"* Welcome, {nick}.", f"* Welcome back, {nick}."))
+
+
 class Proxy:
     """A TCP forwarder on a loopback port to `target`; `cut()` drops its connections.
 
     To the client behind it, a cut looks like a network failure; the server sees its peer
-    close and saves the session, so a reconnect gets `Welcome back`.
+    close and saves the session, so a reconnect gets `Welcome back`. `abandon()` drops only
+    the client's side: the server still holds a live connection (like one whose network
+    vanished without a word), and what it sends there is kept in `held_text()`.
     """
 
     def __init__(self, target_port: int) -> None:
@@ -245,6 +255,8 @@ class Proxy:
         self.sockets: list[socket.socket] = []
         self.lock = threading.Lock()
         self.refuse = False  # while True, new connections are closed at once (the server is "away")
+        self.held: dict[socket.socket, bytearray] = {}  # abandoned server sides: what came
+        self.held_ended: set[socket.socket] = set()  # abandoned server sides the server closed
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -268,19 +280,60 @@ class Proxy:
             for a, b in ((downstream, upstream), (upstream, downstream)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             source.settimeout(None)
             while data := source.recv(65536):
-                sink.sendall(data)
+                with self.lock:
+                    held = self.held.get(source)
+                    if held is not None:
+                        held += data  # the server talks to a connection nobody listens to
+                        continue
+                try:
+                    sink.sendall(data)
+                except OSError:
+                    with self.lock:
+                        if source not in self.held:
+                            break
+                        self.held[source] += data
         except OSError:
             pass
+        with self.lock:
+            if source in self.held:
+                self.held_ended.add(source)
+            keep = [sock for sock in (source, sink) if sock in self.held and sock is not source]
         for sock in (source, sink):
+            if sock not in keep:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def abandon(self) -> None:
+        """Drops the client's side of every connection but leaves the server's side open and
+        read (the server notices nothing); the client reconnects while its old connection
+        still holds its nick."""
+        with self.lock:
+            sockets, self.sockets = self.sockets, []
+            pairs = list(zip(sockets[::2], sockets[1::2]))
+            for _downstream, upstream in pairs:
+                self.held[upstream] = bytearray()
+        for downstream, _upstream in pairs:
             try:
-                sock.shutdown(socket.SHUT_RDWR)
+                downstream.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+            downstream.close()
+
+    def held_text(self) -> str:
+        """What the server sent to the abandoned connections since they were abandoned."""
+        with self.lock:
+            return "".join(bytes(data).decode("utf-8", "replace") for data in self.held.values())
+
+    def held_closed(self) -> bool:
+        """Whether the server has closed every abandoned connection."""
+        with self.lock:
+            return bool(self.held) and self.held_ended >= set(self.held)
 
     def cut(self) -> None:
         """Drops every connection through the proxy (new ones are still accepted)."""
@@ -297,6 +350,10 @@ class Proxy:
         """Stops accepting and drops everything."""
         self.listener.close()
         self.cut()
+        with self.lock:
+            held = list(self.held)
+        for sock in held:
+            sock.close()
 
 
 class EventLog:

@@ -1,9 +1,11 @@
-"""Unit tests of the client core without any network: line parsing, UTF-8 splitting, room
-state, the re-join plan after a reconnect, the backoff policy, server addresses and the status
-line."""
+"""Unit tests of the client core without any network: line parsing, replayed history (frames
+and times), secrets masked in typed lines, UTF-8 splitting, room state, the re-join plan after
+a reconnect, the backoff policy, server addresses and the status line."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import socket
 import unittest
 
@@ -72,6 +74,37 @@ class ParseLineTest(unittest.TestCase):
             "* [main] alice is now bob", core.Presence, "main", "alice", "renamed", "bob"
         )
 
+    def test_replayed_history(self) -> None:
+        self.assertParses(
+            "[dev 14:05] alice: you there? [really]",
+            core.ReplayedMessage,
+            "dev",
+            "14:05",
+            "alice",
+            "you there? [really]",
+            False,
+        )
+        self.assertParses(
+            "[кухня 2026-11-25 09:30] * Вася ставит чайник",
+            core.ReplayedMessage,
+            "кухня",
+            "2026-11-25 09:30",
+            "Вася",
+            "ставит чайник",
+            True,
+        )
+        self.assertParses(
+            "(PM 2026-11-25 23:59) Вася: позвони",
+            core.ReplayedPrivate,
+            "2026-11-25 23:59",
+            "Вася",
+            "позвони",
+        )
+        # The space inside the brackets is what tells a replayed line from a live one.
+        self.assertParses(
+            "[dev] alice: [dev 14:05] x", core.RoomMessage, "dev", "alice", "[dev 14:05] x"
+        )
+
     def test_notices_errors_and_the_rest(self) -> None:
         self.assertParses(
             "* Rooms (2): dev (1), main (2)", core.Notice, "Rooms (2): dev (1), main (2)"
@@ -99,6 +132,91 @@ class SharedFixtureTest(unittest.TestCase):
             with self.subTest(name=name, line=raw):
                 self.assertEqual(type(core.parse_line(raw)).__name__, kind)
                 self.assertNotIsInstance(core.parse_line(raw), core.UnknownLine)
+
+
+class ReplayTest(unittest.TestCase):
+    """The notices that frame replayed history, and replayed times shown in local time."""
+
+    def frame(self, raw: str) -> core.ReplayFrame | None:
+        return core.replay_frame(core.parse_line(raw))
+
+    def test_frames(self) -> None:
+        missed, history = core.MISSED, core.HISTORY
+        cases = {
+            "* Missed in dev: 3 messages since 14:01 UTC.": core.ReplayFrame(missed, "dev", True),
+            "* Missed in кухня: 1 message since 2026-11-25 09:00 UTC; 1 older one is no longer"
+            " kept.": core.ReplayFrame(missed, "кухня", True),
+            "* End of missed messages in dev.": core.ReplayFrame(missed, "dev", False),
+            "* Missed while you were away: 1 private message.": core.ReplayFrame(
+                core.MISSED_PRIVATE, None, True
+            ),
+            "* End of missed private messages.": core.ReplayFrame(
+                core.MISSED_PRIVATE, None, False
+            ),
+            "* History of dev: the last 20 messages.": core.ReplayFrame(history, "dev", True),
+            "* End of history of dev.": core.ReplayFrame(history, "dev", False),
+            "* No messages are kept in dev.": core.ReplayFrame(history, "dev", True, empty=True),
+        }
+        for raw, frame in cases.items():
+            with self.subTest(raw):
+                self.assertEqual(self.frame(raw), frame)
+        for raw in ("* [dev] alice joined", "[dev 14:05] alice: hi", "! you are not in dev"):
+            self.assertIsNone(self.frame(raw), raw)
+
+    def test_every_frame_of_the_shared_fixture_is_recognised(self) -> None:
+        fixture = REPO / "tests" / "fixtures" / "server-lines.txt"
+        names = {}
+        for line in fixture.read_text(encoding="utf-8").splitlines():
+            if line and not line.startswith("#"):
+                name, _kind, raw = line.split("\t", 2)
+                names[name] = self.frame(raw)
+        frames = {
+            "missed_header",
+            "missed_header_lost",
+            "missed_end",
+            "history_header",
+            "history_end",
+            "history_empty",
+            "kept_privates_header",
+            "kept_privates_end",
+        }
+        self.assertEqual({name for name, frame in names.items() if frame is not None}, frames)
+
+    def test_local_time(self) -> None:
+        moscow = datetime.timezone(datetime.timedelta(hours=3))
+        after_midnight = datetime.datetime(2026, 11, 26, 1, 30, tzinfo=moscow)  # 22:30 UTC
+        # Today in UTC (the 25th) is yesterday here once converted, or today after midnight.
+        self.assertEqual(core.local_time("14:05", after_midnight), "2026-11-25 17:05")
+        self.assertEqual(core.local_time("21:40", after_midnight), "00:40")
+        self.assertEqual(core.local_time("2026-11-25 22:10", after_midnight), "01:10")
+        self.assertEqual(core.local_time("2026-11-20 08:00", after_midnight), "2026-11-20 11:00")
+        utc = datetime.timezone.utc
+        # Written at 23:59 UTC, read just after midnight: yesterday's, not tonight's.
+        self.assertEqual(
+            core.local_time("23:59", datetime.datetime(2026, 11, 26, 0, 0, 30, tzinfo=utc)),
+            "2026-11-25 23:59",
+        )
+        self.assertEqual(core.local_time("not a time", after_midnight), "not a time")
+
+
+class SecretsTest(unittest.TestCase):
+    """Passwords and tokens typed by the user never come back in what the client shows."""
+
+    def test_mask_secrets(self) -> None:
+        cases = {
+            "/nick alice correct horse": "/nick alice ***",
+            "/NICK alice s3cret": "/NICK alice ***",
+            "/register  correct horse ": "/register ***",
+            "/password n3w": "/password ***",
+            "/nick alice": "/nick alice",
+            "/register": "/register",
+            "/msg bob my password is x": "/msg bob my password is x",
+            "//register x": "//register x",
+        }
+        for line, shown in cases.items():
+            with self.subTest(line):
+                self.assertEqual(core.mask_secrets(line), shown)
+                self.assertEqual(core.secret_words(line) > 0, shown != line)
 
 
 class LineSplitterTest(unittest.TestCase):
@@ -220,6 +338,18 @@ class PolicyTest(unittest.TestCase):
             "connected to 127.0.0.1:5555, nick alice still held by the old connection:"
             " attempt 2, next try in 2 s",
         )
+        refused = core.Status(core.CONNECTED, server, "alice", refused="wrong password for alice")
+        self.assertEqual(
+            refused.describe(),
+            "connected to 127.0.0.1:5555, not logged in: wrong password for alice",
+        )
+        locked = dataclasses.replace(refused, refused="alice is locked", retry_at=50.0)
+        self.assertEqual(
+            locked.describe(now=8.0),
+            "connected to 127.0.0.1:5555, not logged in: alice is locked; next try in 42 s",
+        )
+        taken = core.Status(core.DISCONNECTED, server, "alice", detail="/reconnect takes it back")
+        self.assertEqual(taken.describe(), "disconnected — /reconnect takes it back")
 
 
 if __name__ == "__main__":
