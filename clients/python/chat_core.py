@@ -390,6 +390,9 @@ _REGISTERED = re.compile(rf"^({_NAME}) is now registered: ")
 _PASSWORD_CHANGED = re.compile(rf"^The password of ({_NAME}) is changed\.$")
 _UNREGISTERED = re.compile(rf"^({_NAME}) is no longer registered\.$")
 _WRONG_PASSWORD = re.compile(rf"^wrong password for ({_NAME})$")
+_STALE_TOKEN = re.compile(
+    rf"^that resume token is no longer valid \(tokens work once\); use /nick ({_NAME}) PASSWORD$"
+)
 _LOCKED = re.compile(rf"^too many wrong passwords for ({_NAME}); try again in (\d+) s$")
 _NICK_REGISTERED = re.compile(rf"^nick ({_NAME}) is registered; use /nick ")
 _AUTH_FAILED = re.compile(r"^that did not work \((.*)\); please try again$")
@@ -1302,17 +1305,20 @@ class ChatClient:
             return match if match and name_key(match[1]) == name_key(nick) else None
 
         wrong_password = about_us(_WRONG_PASSWORD)
+        stale_token = about_us(_STALE_TOKEN)
         if secret == "token" and (
-            wrong_password or error.nick_in_use or _AUTH_FAILED.match(error.text)
+            stale_token or wrong_password or error.nick_in_use or _AUTH_FAILED.match(error.text)
         ):
             # Not a live token (the server restarted, or it was used): for a registered nick
-            # the server checked it as a password. Either way it is of no more use.
+            # the server says so (an older server checked it as a password). Either way it is
+            # of no more use.
             self._token = None
-            if wrong_password and self._password is not None and not self._password_refused:
+            refused = stale_token or wrong_password
+            if refused and self._password is not None and not self._password_refused:
                 self._notice("The saved resume token was not accepted; using the password.")
                 self._send_login()
                 return
-            if wrong_password:
+            if refused:
                 self._stop_login(PASSWORD_NEEDED, needs_password)
                 return
         if wrong_password:
