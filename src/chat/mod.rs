@@ -25,6 +25,8 @@ mod cmd;
 mod config;
 mod event;
 mod ids;
+#[cfg(any(test, feature = "fuzzing"))]
+mod invariants;
 mod login;
 pub(crate) mod messages;
 mod outbox;

@@ -106,6 +106,30 @@ impl SavedSessions {
         Some(saved.rooms)
     }
 
+    /// The rule of this type (see the module documentation): every saved session has exactly
+    /// one expiry entry and every expiry entry names a saved session; and the cap holds.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let (saved, entries, cap) = (self.by_key.len(), self.expiry.len(), self.cap);
+        if entries != saved || saved > cap {
+            return Err(format!(
+                "{saved} saved, {entries} in the expiry order, cap {cap}"
+            ));
+        }
+        for (key, saved) in &self.by_key {
+            if self.expiry.get(&saved.seq) != Some(key) || saved.seq >= self.next_seq {
+                return Err(format!("saved session {key:?} is not in the expiry order"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The nick keys with a saved session (for [`super::Chat::check_invariants_at`]).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
+        self.by_key.keys().map(String::as_str)
+    }
+
     /// The size of the expiry index (for tests of the invariant).
     #[cfg(test)]
     pub(crate) fn expiry_len(&self) -> usize {

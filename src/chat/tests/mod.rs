@@ -3,6 +3,7 @@
 
 mod cluster;
 mod messages;
+mod properties;
 mod rooms;
 mod sessions;
 
