@@ -17,6 +17,10 @@
 //! no special care. After the churn every connected user syncs with `/who` (in cluster mode
 //! after waiting out `--grace`), then the counts are printed and the exit status is non-zero
 //! if anything was violated. Loopback only, bounded in time, it stops by itself.
+//!
+//! `--server-arg` hands flags to every server process unchanged, so a server-side limit that
+//! would get in the way of the bursts (a flood limit, say) can be turned off for a run without
+//! touching this file.
 
 mod checker;
 
