@@ -38,6 +38,9 @@ if [ -f benches/load/main.rs ]; then
   cargo bench --quiet --bench load -- --smoke
 fi
 
+echo "== churn soak run (30 s)"
+cargo bench --quiet --bench soak -- --duration 30
+
 if [ -d clients/python/tests ]; then
   echo "== Tk client tests (under Xvfb)"
   # Cargo's target directory, wherever CARGO_TARGET_DIR or a cargo config puts it.

@@ -39,3 +39,12 @@ pub mod protocol;
 pub mod server;
 
 mod cluster;
+
+// The fuzz targets' checks (fuzz/src/) are written against this crate's public API under its
+// own name; compiled into the unit tests they replay the fuzz corpus on stable and serve the
+// property tests.
+#[cfg(test)]
+extern crate self as chat_server;
+#[cfg(test)]
+#[path = "../fuzz/src/lib.rs"]
+mod fuzz;

@@ -153,6 +153,33 @@ impl Clients {
             .collect()
     }
 
+    /// This table's own rules: the nick registry holds exactly the nicks of the named clients,
+    /// each under its key (for [`super::Chat::check_invariants`]).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let mut named = 0;
+        for id in self.ids() {
+            let Some(nick) = self.nick_of(id) else {
+                continue;
+            };
+            named += 1;
+            if nick.key != crate::protocol::name_key(&nick.display) {
+                return Err(format!("nick {:?} has key {:?}", nick.display, nick.key));
+            }
+            if self.holder(&nick.key) != Some(id) {
+                return Err(format!(
+                    "nick {:?} of {id:?} is not registered to it",
+                    nick.key
+                ));
+            }
+        }
+        if self.nicks.len() != named {
+            let nicks = self.nicks.len();
+            return Err(format!("{nicks} nicks registered, {named} clients named"));
+        }
+        Ok(())
+    }
+
     /// The nicks held by this node's clients.
     pub(crate) fn nicks(&self) -> Vec<String> {
         self.slots

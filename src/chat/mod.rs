@@ -29,6 +29,8 @@ mod config;
 mod event;
 mod history;
 mod ids;
+#[cfg(any(test, feature = "fuzzing"))]
+mod invariants;
 mod login;
 mod mailbox;
 pub(crate) mod messages;

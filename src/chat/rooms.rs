@@ -113,6 +113,50 @@ impl Rooms {
         }
     }
 
+    /// Every room with its id (for [`super::Chat::check_invariants`]).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (RoomId, &Room)> {
+        self.rooms.iter().map(|(index, room)| (RoomId(index), room))
+    }
+
+    /// Whether `id` names a room (for [`super::Chat::check_invariants`], which must not
+    /// panic on a dangling id the way [`Rooms::get`] would).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn exists(&self, id: RoomId) -> bool {
+        self.rooms.contains(id.0)
+    }
+
+    /// This table's own rules: the name index and the slab agree, `main` exists, keys are the
+    /// names' keys, no member is listed twice, and no room but `main` is empty.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if self.rooms.get(self.main.0).map(|r| r.key.as_str()) != Some(MAIN_ROOM) {
+            return Err("the main room is missing".into());
+        }
+        if self.by_key.len() != self.rooms.len() {
+            let (keys, rooms) = (self.by_key.len(), self.rooms.len());
+            return Err(format!("{keys} room keys for {rooms} rooms"));
+        }
+        for (index, room) in &self.rooms {
+            if room.key != name_key(&room.name) {
+                return Err(format!("room {:?} has key {:?}", room.name, room.key));
+            }
+            if self.by_key.get(&room.key) != Some(&RoomId(index)) {
+                return Err(format!("room {:?} is not indexed under its key", room.name));
+            }
+            if index != self.main.0 && room.members.is_empty() {
+                return Err(format!("empty room {:?} kept", room.name));
+            }
+            let mut members = room.members.clone();
+            members.sort_unstable();
+            members.dedup();
+            if members.len() != room.members.len() {
+                return Err(format!("room {:?} lists a member twice", room.name));
+            }
+        }
+        Ok(())
+    }
+
     /// The names of `rooms`, joined with `, `.
     pub(crate) fn list(&self, rooms: &[RoomId]) -> String {
         rooms

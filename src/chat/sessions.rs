@@ -133,6 +133,35 @@ impl SavedSessions {
         Some(saved.rooms)
     }
 
+    /// The rule of this type (see the module documentation): every saved session but a
+    /// pinned one has exactly one expiry entry and every expiry entry names a saved session;
+    /// and the cap holds for the unpinned ones.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let unpinned = self.by_key.values().filter(|s| s.seq.is_some()).count();
+        let (entries, cap) = (self.expiry.len(), self.cap);
+        if entries != unpinned || unpinned > cap {
+            return Err(format!(
+                "{unpinned} unpinned saved, {entries} in the expiry order, cap {cap}"
+            ));
+        }
+        for (key, saved) in &self.by_key {
+            let Some(seq) = saved.seq else {
+                continue;
+            };
+            if self.expiry.get(&seq) != Some(key) || seq >= self.next_seq {
+                return Err(format!("saved session {key:?} is not in the expiry order"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The nick keys with a saved session (for [`super::Chat::check_invariants_at`]).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
+        self.by_key.keys().map(String::as_str)
+    }
+
     /// The size of the expiry index (for tests of the invariant).
     #[cfg(test)]
     pub(crate) fn expiry_len(&self) -> usize {

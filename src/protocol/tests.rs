@@ -334,3 +334,61 @@ fn strips_control_characters() {
         std::borrow::Cow::Borrowed(_)
     ));
 }
+
+/// Property tests: the checks the fuzz targets run (`fuzz/src/`), on generated input.
+mod properties {
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    use crate::fuzz::{command, decoder};
+
+    /// Bytes that make a stream interesting: letters, line ends, telnet commands, pieces of
+    /// multi-byte UTF-8, and anything.
+    fn stream_byte() -> impl Strategy<Value = u8> {
+        prop_oneof![
+            4 => b'a'..=b'e',
+            2 => Just(b'\n'),
+            1 => Just(b'\r'),
+            1 => Just(0xFF),
+            1 => 236u8..=255,
+            1 => prop::sample::select(vec![0xD0, 0xB4, 0xD1, 0x83, 0xE2, 0x82, 0xAC, 0xF0, 0x9F]),
+            1 => any::<u8>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn decoding_does_not_depend_on_how_the_stream_is_cut(
+            input in vec(stream_byte(), 0..300),
+            max_line in 1usize..40,
+            cuts in vec(1usize..50, 1..8),
+            budgets in vec(1usize..4, 1..4),
+        ) {
+            prop_assert_eq!(decoder::check(&input, max_line, &cuts, &budgets), Ok(()));
+        }
+
+        #[test]
+        fn text_decodes_to_its_lines(
+            text in "[a-zя€😀\r\n ]{0,200}",
+            max_line in 1usize..40,
+            cuts in vec(1usize..50, 1..8),
+        ) {
+            prop_assert!(decoder::plain_lines(text.as_bytes(), max_line).is_some());
+            prop_assert_eq!(decoder::check(text.as_bytes(), max_line, &cuts, &[1, 2]), Ok(()));
+        }
+
+        #[test]
+        fn any_line_strips_and_parses_as_promised(line in any::<String>()) {
+            prop_assert_eq!(command::check(&line), Ok(()));
+        }
+
+        #[test]
+        fn command_lines_strip_and_parse_as_promised(
+            line in "/{0,2}(nick|JOIN|leave|who|msg|me|rooms|quit|frob)? {0,2}[a-zА-я_\u{1b}\u{202e}\u{130} -]{0,40}",
+        ) {
+            prop_assert_eq!(command::check(&line), Ok(()));
+        }
+    }
+}

@@ -5,6 +5,7 @@ mod accounts;
 mod cluster;
 mod history;
 mod messages;
+mod properties;
 mod rooms;
 mod sessions;
 mod storage;
