@@ -363,6 +363,8 @@ struct Stats {
     slowest: Duration,
     probe_answers: u64,
     probe_slowest: Duration,
+    /// Replayed history lines received by returning users (not checked line by line yet).
+    replayed: u64,
 }
 
 /// Words the messages are padded with: several scripts, so UTF-8 is exercised.
@@ -742,7 +744,18 @@ impl Engine {
         let at = self.clock.tick();
         let (id, u) = (self.conns[ci].id, self.conns[ci].user);
         if let Some(rest) = line.strip_prefix('[') {
+            // `[ROOM TIME] ...` (a space inside the brackets) is replayed history.
+            if rest
+                .split_once("] ")
+                .is_some_and(|(inside, _)| inside.contains(' '))
+            {
+                self.stats.replayed += 1;
+                return;
+            }
             return self.room_line(id, rest, at);
+        }
+        if is_replay_frame(line) {
+            return; // the lines around a replay of missed messages or of kept private messages
         }
         if let Some(rest) = line.strip_prefix("* [") {
             match rest.split_once("] ") {
@@ -1287,8 +1300,8 @@ fn report(args: &Args, engine: &Engine, seed: u64, took: Duration) {
         c.messages, c.confirmed, c.half_lines
     );
     println!(
-        "  deliveries   {} checked; {} owed by the rule, {} of them arrived, {} unjudged; {} presence notices",
-        c.deliveries, c.required, c.required_met, c.unjudged, c.presence
+        "  deliveries   {} checked; {} owed by the rule, {} of them arrived, {} unjudged; {} presence notices; {} replayed (not judged)",
+        c.deliveries, c.required, c.required_met, c.unjudged, c.presence, s.replayed
     );
     println!(
         "  answers      {} commands, slowest {:.0} ms; probe {} /who, slowest {:.0} ms",
@@ -1303,4 +1316,13 @@ fn report(args: &Args, engine: &Engine, seed: u64, took: Duration) {
     for detail in &engine.checker.first {
         println!("    {detail}");
     }
+}
+
+/// Whether `line` frames a replay: `* Missed in ...`, `* End of missed ...`, the kept private
+/// messages' header, or a kept private message itself.
+fn is_replay_frame(line: &str) -> bool {
+    line.starts_with("* Missed in ")
+        || line.starts_with("* End of missed ")
+        || line.starts_with("* Missed while you were away: ")
+        || line.starts_with("(PM ") && !line.starts_with("(PM to ") && line.contains(") ")
 }
