@@ -88,6 +88,12 @@ pub struct Config {
           value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_rooms_per_user: u32,
 
+    /// Most rooms on this server at once (`main` included); a `/join` that would create one more
+    /// is refused, and so bounds the memory rooms take whoever asks.
+    #[arg(long, env = "CHAT_MAX_ROOMS", default_value_t = ChatConfig::DEFAULT_MAX_ROOMS,
+          value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_rooms: u32,
+
     /// Rooms with more members than this do not announce arrivals, departures and renames (in
     /// a big room they drown the conversation); `/who ROOM` still lists everyone.
     #[arg(
@@ -122,6 +128,7 @@ impl Config {
             max_saved_sessions: ChatConfig::DEFAULT_MAX_SAVED_SESSIONS,
             max_rooms_per_user: ChatConfig::DEFAULT_MAX_ROOMS_PER_USER,
             announce_limit: ChatConfig::DEFAULT_ANNOUNCE_LIMIT,
+            max_rooms: ChatConfig::DEFAULT_MAX_ROOMS,
             redis: None,
             node: None,
         }
@@ -134,6 +141,7 @@ impl Config {
             max_saved_sessions: self.max_saved_sessions,
             max_line: self.max_line as usize,
             max_rooms_per_user: self.max_rooms_per_user as usize,
+            max_rooms: self.max_rooms as usize,
             announce_limit: self.announce_limit,
             shared_registry: self.redis.is_some(),
         }

@@ -89,8 +89,16 @@ impl Chat {
             active: super::MAIN_ROOM.to_string(),
         });
         let mut rooms = Vec::with_capacity(saved.rooms.len());
+        // A restore does not get around --max-rooms: rooms it would create past the limit are
+        // left out, and the user is told after the welcome.
+        let mut left_out = false;
         for room_name in saved.rooms.iter().take(self.config.max_rooms_per_user) {
-            let spelling = self.remote.room_name(&name_key(room_name));
+            let key = name_key(room_name);
+            if self.rooms.would_pass(&key, self.config.max_rooms) {
+                left_out = true;
+                continue;
+            }
+            let spelling = self.remote.room_name(&key);
             let room = self.rooms.get_or_create(room_name, spelling);
             if !rooms.contains(&room) {
                 self.rooms.add_member(room, id);
@@ -115,6 +123,13 @@ impl Chat {
         let (list, active_name) = (self.rooms.list(&rooms), self.rooms.name(active));
         let line = messages::welcome(&mut self.line, is_restore, name, &list, active_name);
         out.send(id, line);
+        if left_out {
+            let max_rooms = self.config.max_rooms;
+            out.send(
+                id,
+                messages::too_many_rooms_on_server(&mut self.line, max_rooms),
+            );
+        }
         for room in rooms {
             self.explain_if_quiet(out, id, room);
             self.announce(out, room, id, name, Presence::Joined);

@@ -345,6 +345,12 @@ pub(crate) fn too_many_rooms(line: &mut Vec<u8>, max: usize) -> &[u8] {
     )
 }
 
+/// `/join` of a new room past `--max-rooms`.
+pub(crate) fn too_many_rooms_on_server(line: &mut Vec<u8>, max: usize) -> &[u8] {
+    let max = max.to_string();
+    error(line, &["too many rooms on this server (max ", &max, ")"])
+}
+
 /// `/leave main`.
 pub(crate) fn cannot_leave<'b>(line: &'b mut Vec<u8>, room: &str) -> &'b [u8] {
     error(line, &["you cannot leave ", room])

@@ -111,6 +111,10 @@ fn samples() -> Vec<(&'static str, String)> {
         index += 1;
     }
     all.push(("server_full", SERVER_FULL.into()));
+    all.push((
+        "too_many_rooms_on_server",
+        too_many_rooms_on_server(&mut b, 100_000).into(),
+    ));
     all.into_iter()
         .map(|(name, bytes)| {
             let text = String::from_utf8(bytes).expect("lines are UTF-8");
