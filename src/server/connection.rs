@@ -165,11 +165,7 @@ impl Connection {
                     }
                 };
                 pool.give_spans(spans);
-                let written = match self.stream.write(bytes) {
-                    Ok(n) => n,
-                    Err(e) if is_transient(&e) => 0,
-                    Err(e) => return Err(e),
-                };
+                let written = write_once(&mut self.stream, bytes)?;
                 if written == bytes.len() {
                     return Ok(Flushed::All);
                 }
@@ -184,11 +180,7 @@ impl Connection {
             pool.give_spans(spans);
         }
         if self.out.len() > self.written {
-            match self.stream.write(&self.out[self.written..]) {
-                Ok(n) => self.written += n,
-                Err(e) if is_transient(&e) => {}
-                Err(e) => return Err(e),
-            }
+            self.written += write_once(&mut self.stream, &self.out[self.written..])?;
         }
         if self.out.len() > self.written {
             return Ok(Flushed::Partial);
@@ -214,6 +206,22 @@ impl Connection {
         }
         // The peer may already be gone; nothing is lost if this fails.
         let _ = self.stream.shutdown(Shutdown::Both);
+    }
+}
+
+/// One `write()` of `bytes`, made again if a signal interrupted it; `Ok(0)` if the socket takes
+/// nothing now.
+///
+/// An interrupted write must not count as "would block": the loop would then wait for a
+/// writable event that never comes (the socket is writable already, and readiness is
+/// edge-triggered), and the connection would stall with its output queued.
+fn write_once(writer: &mut impl Write, bytes: &[u8]) -> io::Result<usize> {
+    loop {
+        match writer.write(bytes) {
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(0),
+            result => return result,
+        }
     }
 }
 
@@ -276,6 +284,50 @@ mod tests {
             sender_expected
         );
         assert_eq!(member.pending() + sender.pending(), 0);
+        Ok(())
+    }
+
+    /// A writer whose first calls fail with `first_errors`, then take everything.
+    struct Flaky {
+        first_errors: Vec<ErrorKind>,
+        taken: Vec<u8>,
+    }
+
+    impl Write for Flaky {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            if let Some(kind) = self.first_errors.pop() {
+                return Err(kind.into());
+            }
+            self.taken.extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_write_interrupted_by_a_signal_is_made_again() -> io::Result<()> {
+        let mut writer = Flaky {
+            first_errors: vec![ErrorKind::Interrupted, ErrorKind::Interrupted],
+            taken: Vec::new(),
+        };
+        assert_eq!(write_once(&mut writer, b"hello\r\n")?, 7);
+        assert_eq!(writer.taken, b"hello\r\n");
+        let mut full = Flaky {
+            first_errors: vec![ErrorKind::WouldBlock],
+            taken: Vec::new(),
+        };
+        assert_eq!(
+            write_once(&mut full, b"x")?,
+            0,
+            "would block: nothing taken"
+        );
+        let mut broken = Flaky {
+            first_errors: vec![ErrorKind::BrokenPipe],
+            taken: Vec::new(),
+        };
+        assert!(write_once(&mut broken, b"x").is_err());
         Ok(())
     }
 
