@@ -17,6 +17,8 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:5555";
 pub const DEFAULT_LOG_LEVEL: LevelFilter = LevelFilter::Info;
 /// Default of `--sendq`, in bytes.
 pub const DEFAULT_SENDQ: u32 = 1 << 20;
+/// Default of `--max-per-ip`.
+pub const DEFAULT_MAX_PER_IP: u32 = 20;
 
 /// File descriptors kept back from `--max-connections` for the listener, the poll instance,
 /// signals, logging and the spare descriptor used to turn clients away when the process is out
@@ -94,6 +96,13 @@ pub struct Config {
           value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_rooms: u32,
 
+    /// Most connections from one IP address (IPv6: one /64); the next gets "! too many
+    /// connections from your address" and is closed. The default leaves room for a household
+    /// or office behind one NAT address while one host can hold only a sliver of the server's
+    /// connections. 0: no limit.
+    #[arg(long, env = "CHAT_MAX_PER_IP", default_value_t = DEFAULT_MAX_PER_IP, value_name = "N")]
+    pub max_per_ip: u32,
+
     /// Rooms with more members than this do not announce arrivals, departures and renames (in
     /// a big room they drown the conversation); `/who ROOM` still lists everyone.
     #[arg(
@@ -129,6 +138,7 @@ impl Config {
             max_rooms_per_user: ChatConfig::DEFAULT_MAX_ROOMS_PER_USER,
             announce_limit: ChatConfig::DEFAULT_ANNOUNCE_LIMIT,
             max_rooms: ChatConfig::DEFAULT_MAX_ROOMS,
+            max_per_ip: DEFAULT_MAX_PER_IP,
             redis: None,
             node: None,
         }

@@ -3,7 +3,10 @@
 
 mod common;
 
-use common::{Client, TestServer};
+use std::io::Write;
+use std::time::Duration;
+
+use common::{BinaryServer, Client, TestServer};
 
 #[test]
 fn a_join_past_max_rooms_is_refused_and_existing_rooms_still_work() {
@@ -19,4 +22,98 @@ fn a_join_past_max_rooms_is_refused_and_existing_rooms_still_work() {
     alice.ask("/leave b", "* Left b. Active room: main.");
     bob.ask("/join c", "* Joined c. Active room: c.");
     bob.ask("/rooms", "* Rooms (3): a (2), c (1), main (2)");
+}
+
+#[test]
+fn connections_past_max_per_ip_are_turned_away_and_the_others_keep_working() {
+    let server = TestServer::start_with(|c| c.max_per_ip = 3);
+    let mut first: Vec<Client> = (0..3)
+        .map(|i| Client::login(server.addr, &format!("user{i}")))
+        .collect();
+    let mut extra = Client::connect_raw(server.addr);
+    assert_eq!(
+        extra.read_until_closed(),
+        ["! too many connections from your address (max 3)"]
+    );
+    // Another address is not affected.
+    let mut neighbour = Client::connect_raw_from(server.addr, [127, 0, 0, 2]);
+    assert!(neighbour.line().starts_with("* Welcome to chat-server."));
+    neighbour.ask(
+        "/nick neighbour",
+        "* Welcome, neighbour. Rooms: main. Active room: main.",
+    );
+    // The first three still work.
+    for client in &mut first {
+        client.send("/who");
+        let who = client.wait_for(4, |l| l.starts_with("* Members"));
+        assert_eq!(who, "* Members of main (4): neighbour, user0, user1, user2");
+    }
+    // Every way a connection ends gives its place back: a /quit, a reset, a plain close.
+    let mut quitter = first.pop().expect("three clients");
+    quitter.send("/quit");
+    quitter.read_until_closed();
+    let mut again = Client::login(server.addr, "again");
+    first.pop().expect("two clients").reset();
+    drop(first.pop());
+    // The server may see the reset and the close a moment after the clients made them.
+    let mut admitted = Vec::new();
+    for attempt in 0..200 {
+        let mut late = Client::connect_raw(server.addr);
+        if late.line().starts_with("* Welcome") {
+            admitted.push(late);
+            if admitted.len() == 2 {
+                break;
+            }
+        }
+        assert!(attempt < 199, "places were not given back");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    again.send("/who");
+    let who = again.wait_for(4, |l| l.starts_with("* Members"));
+    assert_eq!(who, "* Members of main (2): again, neighbour");
+}
+
+#[test]
+fn a_client_turned_away_after_sending_data_still_reads_why() {
+    // Closing a socket with unread input sends a reset, which can destroy the line before the
+    // client reads it. The server is stopped while these clients connect and write, so their
+    // lines are waiting in their sockets when it turns them away.
+    let server = BinaryServer::start(&["--max-connections", "1", "--log-level", "error"]);
+    // The probe that saw the server listening may still hold the one place for a moment.
+    let mut alice = loop {
+        let mut client = Client::connect_raw(server.addr);
+        if client.line().starts_with("* Welcome") {
+            break client;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    alice.ask(
+        "/nick alice",
+        "* Welcome, alice. Rooms: main. Active room: main.",
+    );
+    server.signal(libc::SIGSTOP);
+    let mut late: Vec<Client> = (0..5)
+        .map(|i| {
+            let mut client = Client::connect_raw(server.addr);
+            client.send_bytes(format!("/nick late{i}\nhello\n").as_bytes());
+            client
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    server.signal(libc::SIGCONT);
+    // Read only once the server had time to close them, as a slow client would.
+    std::thread::sleep(Duration::from_millis(300));
+    for (i, client) in late.iter_mut().enumerate() {
+        assert_eq!(client.read_until_closed(), ["! server full"], "client {i}");
+        // Nothing was reset: the server reads what such a client still sends until it closes
+        // (a reset would make the second write fail).
+        for _ in 0..2 {
+            client
+                .socket()
+                .write_all(b"more\n")
+                .expect("no reset from the server");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    alice.ask("/who", "* Members of main (1): alice");
 }

@@ -138,7 +138,8 @@ fn a_reader_that_stops_reading_is_dropped_and_others_keep_going() {
 fn two_thousand_clients_talk_in_main() {
     const CLIENTS: usize = 2000;
     const SPEAKERS: usize = 20;
-    let server = TestServer::start();
+    // All from 127.0.0.1: no limit per address.
+    let server = TestServer::start_with(|c| c.max_per_ip = 0);
     let mut clients: Vec<Client> = (0..CLIENTS)
         .map(|i| {
             let mut client = Client::connect(server.addr);
@@ -207,7 +208,14 @@ fn running_out_of_file_descriptors_turns_clients_away_without_dying() {
     }
     let server = BinaryServer::start_command(
         command,
-        &["--max-connections", "1000", "--log-level", "error"],
+        &[
+            "--max-connections",
+            "1000",
+            "--max-per-ip",
+            "0",
+            "--log-level",
+            "error",
+        ],
     );
     let mut alice = Client::login(server.addr, "alice");
     let mut turned_away = 0;

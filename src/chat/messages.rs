@@ -11,6 +11,18 @@ use crate::protocol::{LineError, ParseError};
 /// Sent (by the poll loop, before closing) to a client that arrives when the server is full.
 pub const SERVER_FULL: &[u8] = b"! server full\r\n";
 
+// Lines the poll loop words (its limits), not the chat.
+
+/// Sent (by the poll loop, before closing) to a client whose address already has `max`
+/// connections (`--max-per-ip`).
+pub(crate) fn too_many_from_address(line: &mut Vec<u8>, max: u32) -> &[u8] {
+    let max = max.to_string();
+    error(
+        line,
+        &["too many connections from your address (max ", &max, ")"],
+    )
+}
+
 /// How a name must look, said in every "invalid name" error.
 const NAME_RULE: &str = "use 1-32 letters, digits, _ or -";
 

@@ -1,9 +1,13 @@
-//! Accepting clients, and turning them away (`! server full`) when the connection limit or the
-//! process's file descriptors are used up.
+//! Accepting clients, and turning them away: `! server full` when the connection limit or the
+//! process's file descriptors are used up, `! too many connections from your address` past
+//! `--max-per-ip`. A client turned away gets its line, then end of file; its socket is kept
+//! until it closes too (`linger.rs`), so the line is not lost to a reset.
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, ErrorKind, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
 use log::{debug, warn};
@@ -12,8 +16,9 @@ use mio::{Interest, Token};
 use socket2::{Domain, Protocol, Socket, TcpKeepalive, Type};
 
 use super::connection::{is_transient, Connection};
+use super::linger::drain_now;
 use super::Server;
-use crate::chat::{ClientId, SERVER_FULL};
+use crate::chat::{messages, ClientId, SERVER_FULL};
 
 /// Listen backlog; the kernel caps it at `net.core.somaxconn`.
 const BACKLOG: i32 = 4096;
@@ -33,11 +38,22 @@ enum TurnAway {
     Failed,
 }
 
+/// Why a client is turned away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// `--max-connections` reached, or no file descriptor left.
+    Full,
+    /// `--max-per-ip` connections from its address already.
+    PerAddress,
+}
+
 /// The listener and the rules for who may come in.
 pub(super) struct Admission {
     /// `None` once the server is shutting down.
     listener: Option<TcpListener>,
     max_connections: usize,
+    /// Connections by client address, for `--max-per-ip`.
+    per_address: PerAddress,
     /// Closed while the process is out of descriptors, to accept and turn one client away.
     spare_fd: Option<File>,
     paused_until: Option<Instant>,
@@ -47,11 +63,13 @@ pub(super) struct Admission {
 }
 
 impl Admission {
-    /// Admits clients from `listener`, at most `max_connections` at once.
-    pub(super) fn new(listener: TcpListener, max_connections: usize) -> Self {
+    /// Admits clients from `listener`, at most `max_connections` at once and `max_per_ip`
+    /// from one address (0: no limit).
+    pub(super) fn new(listener: TcpListener, max_connections: usize, max_per_ip: u32) -> Self {
         Self {
             listener: Some(listener),
             max_connections,
+            per_address: PerAddress::new(max_per_ip),
             spare_fd: File::open("/dev/null").ok(),
             paused_until: None,
             refused: 0,
@@ -89,16 +107,18 @@ impl Admission {
             .is_none_or(|last| now.duration_since(last) >= REFUSAL_LOG_INTERVAL)
     }
 
-    /// Tells a client the server is full and closes it; warns now and then, not per client.
-    fn refuse(&mut self, mut stream: TcpStream, addr: SocketAddr, now: Instant, why: &str) {
-        // Best effort: a fresh socket's send buffer takes one short line.
-        let _ = stream.write(SERVER_FULL);
-        let _ = stream.shutdown(std::net::Shutdown::Write);
+    /// A connection from `addr` ended: it no longer counts against its address.
+    pub(super) fn connection_ended(&mut self, addr: SocketAddr) {
+        self.per_address.remove(addr.ip());
+    }
+
+    /// Counts a client turned away; warns now and then, not per client.
+    fn note_refusal(&mut self, addr: SocketAddr, now: Instant, why: &str) {
         debug!("{addr}: refused ({why})");
         self.refused += 1;
         if self.warning_due(now) {
             warn!(
-                "server full ({why}): turned away {} client(s) since the last warning",
+                "turned away {} client(s) since the last warning (the last one: {why})",
                 self.refused
             );
             self.refused = 0;
@@ -116,8 +136,11 @@ impl Admission {
             return TurnAway::Failed;
         }
         let outcome = match self.listener.as_ref().map(TcpListener::accept) {
-            Some(Ok((stream, addr))) => {
-                self.refuse(stream, addr, now, "out of file descriptors");
+            Some(Ok((mut stream, addr))) => {
+                // Not kept until the peer closes: it would hold the descriptor just freed.
+                say_and_shut(&mut stream, SERVER_FULL);
+                drain_now(&mut stream);
+                self.note_refusal(addr, now, "out of file descriptors");
                 TurnAway::Done
             }
             Some(Err(e)) if e.kind() == ErrorKind::WouldBlock => TurnAway::NobodyWaiting,
@@ -177,11 +200,15 @@ impl Server {
         }
     }
 
-    /// Registers a new connection and greets it, or turns it away if the server is full.
+    /// Registers a new connection and greets it, or turns it away if the server is full or its
+    /// address has too many connections.
     fn admit(&mut self, mut stream: TcpStream, addr: SocketAddr, now: Instant) {
         if self.delivery.connections.len() >= self.admission.max_connections {
-            self.admission
-                .refuse(stream, addr, now, "connection limit reached");
+            self.turn_away(stream, addr, now, Refusal::Full);
+            return;
+        }
+        if !self.admission.per_address.admits(addr.ip()) {
+            self.turn_away(stream, addr, now, Refusal::PerAddress);
             return;
         }
         let entry = self.delivery.connections.vacant_entry();
@@ -196,6 +223,7 @@ impl Server {
             return;
         }
         entry.insert(Connection::new(stream, addr));
+        self.admission.per_address.add(addr.ip());
         debug!("client {} connected from {addr}", id.index());
         self.chat.connect(id, &mut self.delivery);
         // A client that writes as soon as it is connected (a bot, a reconnecting client sending
@@ -203,6 +231,89 @@ impl Server {
         // the answers leave in one write instead of two turns apart. For a person at a prompt
         // this read only finds nothing.
         self.read_from(id, now);
+    }
+}
+
+impl Server {
+    /// Tells a client why it cannot come in, and keeps its socket until it has read that.
+    fn turn_away(&mut self, mut stream: TcpStream, addr: SocketAddr, now: Instant, why: Refusal) {
+        let (line, reason) = match why {
+            Refusal::Full => (SERVER_FULL, "connection limit reached"),
+            Refusal::PerAddress => (
+                self.admission.per_address.refusal.as_slice(),
+                "too many connections from one address",
+            ),
+        };
+        say_and_shut(&mut stream, line);
+        self.admission.note_refusal(addr, now, reason);
+        self.linger.hold(self.poll.registry(), stream, now);
+    }
+}
+
+/// Writes a refusal to a fresh socket and shuts down its sending side.
+fn say_and_shut(stream: &mut TcpStream, line: &[u8]) {
+    // Best effort: a fresh socket's send buffer takes one short line.
+    let _ = stream.write(line);
+    let _ = stream.shutdown(Shutdown::Write);
+}
+
+/// Connections per client address, for `--max-per-ip`. IPv6 clients are counted per /64, the
+/// block one host usually gets, or one host could pass the limit with new addresses.
+struct PerAddress {
+    /// The limit; 0 counts nothing.
+    max: u32,
+    counts: HashMap<IpAddr, u32>,
+    /// `! too many connections from your address (max N)`, worded once.
+    refusal: Vec<u8>,
+}
+
+impl PerAddress {
+    fn new(max: u32) -> Self {
+        let mut refusal = Vec::new();
+        messages::too_many_from_address(&mut refusal, max);
+        Self {
+            max,
+            counts: HashMap::new(),
+            refusal,
+        }
+    }
+
+    /// Whether one more connection from `ip` is allowed.
+    fn admits(&self, ip: IpAddr) -> bool {
+        self.max == 0
+            || self
+                .counts
+                .get(&address_key(ip))
+                .is_none_or(|&n| n < self.max)
+    }
+
+    /// Counts a connection from `ip`.
+    fn add(&mut self, ip: IpAddr) {
+        if self.max > 0 {
+            *self.counts.entry(address_key(ip)).or_insert(0) += 1;
+        }
+    }
+
+    /// Forgets a connection from `ip`; an address without connections takes no memory.
+    fn remove(&mut self, ip: IpAddr) {
+        if let Entry::Occupied(mut count) = self.counts.entry(address_key(ip)) {
+            *count.get_mut() -= 1;
+            if *count.get() == 0 {
+                count.remove();
+            }
+        }
+    }
+}
+
+/// What `--max-per-ip` counts a client address as: IPv4 as it is (also when it reaches an
+/// IPv6 listener as `::ffff:a.b.c.d`), IPv6 by its /64.
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
+        },
+        v4 => v4,
     }
 }
 
@@ -240,6 +351,31 @@ fn is_out_of_descriptors(error: &io::Error) -> bool {
 mod tests {
     use super::*;
     use socket2::SockRef;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("an IP address")
+    }
+
+    #[test]
+    fn addresses_are_counted_per_host_and_forgotten_at_zero() {
+        let mut per = PerAddress::new(2);
+        per.add(ip("192.0.2.1"));
+        per.add(ip("::ffff:192.0.2.1"));
+        assert!(
+            !per.admits(ip("192.0.2.1")),
+            "the IPv4 address and its mapped form are one host"
+        );
+        assert!(per.admits(ip("192.0.2.2")));
+        per.remove(ip("192.0.2.1"));
+        assert!(per.admits(ip("192.0.2.1")));
+        per.remove(ip("192.0.2.1"));
+        assert!(per.counts.is_empty());
+        per.add(ip("2001:db8:1:2::1"));
+        per.add(ip("2001:db8:1:2:ffff::9"));
+        assert!(!per.admits(ip("2001:db8:1:2::5")), "one /64 is one host");
+        assert!(per.admits(ip("2001:db8:1:3::1")));
+        assert!(PerAddress::new(0).admits(ip("192.0.2.1")), "0 is no limit");
+    }
 
     /// Client sockets get their options only through the listener, so check they arrive.
     #[test]

@@ -45,7 +45,7 @@ impl Server {
         while let Some((id, reason)) = self.delivery.doomed.pop() {
             if let Some(conn) = self.delivery.connections.try_remove(id.index()) {
                 let peer = conn.peer;
-                self.deregister(conn);
+                self.release(conn);
                 let index = id.index();
                 match reason {
                     DropReason::SlowConsumer => info!(
@@ -66,13 +66,15 @@ impl Server {
     pub(super) fn close(&mut self, id: ClientId) {
         if let Some(mut conn) = self.delivery.connections.try_remove(id.index()) {
             conn.close_gracefully(&mut self.read_buf);
-            self.deregister(conn);
+            self.release(conn);
             debug!("client {} closed", id.index());
         }
     }
 
-    /// Takes a connection off the poll instance (dropping it closes the socket).
-    fn deregister(&mut self, mut conn: Connection) {
+    /// Takes a connection off the poll instance and out of its address's count (dropping it
+    /// closes the socket). Every way a connection ends comes through here.
+    fn release(&mut self, mut conn: Connection) {
+        self.admission.connection_ended(conn.peer);
         if let Err(e) = self.poll.registry().deregister(&mut conn.stream) {
             debug!("deregister failed: {e}");
         }

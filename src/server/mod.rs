@@ -21,6 +21,7 @@ mod cluster_news;
 mod connection;
 mod delivery;
 mod input;
+mod linger;
 mod output;
 
 use std::io::{self, ErrorKind};
@@ -37,12 +38,16 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use accept::Admission;
 use delivery::Delivery;
+use linger::Lingering;
 
 pub use closing::ShutdownHandle;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
 const SIGNALS: Token = Token(usize::MAX - 3);
+/// Tokens from here on (below the ones above) are the keys of lingering sockets (`linger.rs`)
+/// plus this; client tokens are slab keys, far below.
+const LINGER_TOKENS: usize = 1 << (usize::BITS - 2);
 
 /// The most lines of one connection handled in one turn: a line can become output for every
 /// member of a room, so this bounds the output one client causes before everybody's buffers
@@ -72,6 +77,8 @@ pub struct Server {
     delivery: Delivery,
     /// The listener, and who may come in.
     admission: Admission,
+    /// Sockets turned away, kept until their peer has read why.
+    linger: Lingering,
     read_buf: Vec<u8>,
     /// Connections that used up a per-turn budget and still have input waiting.
     unfinished_reads: Vec<ClientId>,
@@ -109,7 +116,8 @@ impl Server {
             signals: None,
             chat: Chat::new(config.chat()),
             delivery: Delivery::new(config.sendq as usize, cluster),
-            admission: Admission::new(listener, config.connection_limit()),
+            admission: Admission::new(listener, config.connection_limit(), config.max_per_ip),
+            linger: Lingering::default(),
             read_buf: vec![0; READ_BUFFER],
             unfinished_reads: Vec::new(),
             next_housekeeping: Instant::now() + HOUSEKEEPING,
@@ -167,6 +175,10 @@ impl Server {
                     LISTENER => self.accept_clients(now),
                     WAKER => {}
                     SIGNALS => self.take_signals(),
+                    Token(token) if token >= LINGER_TOKENS => {
+                        self.linger
+                            .readable(self.poll.registry(), token - LINGER_TOKENS);
+                    }
                     Token(index) => {
                         let id = ClientId::new(index);
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -205,6 +217,7 @@ impl Server {
             housekeeping,
             self.admission.paused_until(),
             self.delivery.next_close_deadline(),
+            self.linger.next_deadline(),
             self.release_at,
             cluster_tick,
         ]
@@ -224,11 +237,13 @@ impl Server {
         }
     }
 
-    /// The timers: accepting again after a pause, goodbyes overdue, saved sessions expired.
+    /// The timers: accepting again after a pause, goodbyes overdue, sockets turned away that
+    /// linger too long, saved sessions expired.
     fn housekeeping(&mut self, now: Instant) {
         if self.admission.pause_over(now) {
             self.accept_clients(now);
         }
+        self.linger.expire(self.poll.registry(), now);
         while let Some(id) = self.delivery.next_overdue_goodbye(now) {
             self.close(id);
         }

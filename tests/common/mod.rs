@@ -139,7 +139,22 @@ pub struct Client {
 impl Client {
     /// Connects without reading anything.
     pub fn connect_raw(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).expect("connect to the server");
+        Self::over(TcpStream::connect(addr).expect("connect to the server"))
+    }
+
+    /// Connects from the loopback address `source` (any of 127.0.0.0/8), without reading
+    /// anything: a client from another address, as far as the server can tell.
+    pub fn connect_raw_from(addr: SocketAddr, source: [u8; 4]) -> Self {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("a socket");
+        let from = SocketAddr::from((source, 0));
+        socket.bind(&from.into()).expect("bind a loopback address");
+        socket.connect(&addr.into()).expect("connect to the server");
+        Self::over(socket.into())
+    }
+
+    /// A client on a connected socket.
+    fn over(stream: TcpStream) -> Self {
         stream
             .set_read_timeout(Some(LINE_TIMEOUT))
             .expect("timeout");

@@ -115,6 +115,10 @@ fn samples() -> Vec<(&'static str, String)> {
         "too_many_rooms_on_server",
         too_many_rooms_on_server(&mut b, 100_000).into(),
     ));
+    all.push((
+        "too_many_from_address",
+        too_many_from_address(&mut b, 20).into(),
+    ));
     all.into_iter()
         .map(|(name, bytes)| {
             let text = String::from_utf8(bytes).expect("lines are UTF-8");
