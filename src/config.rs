@@ -17,6 +17,8 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:5555";
 pub const DEFAULT_LOG_LEVEL: LevelFilter = LevelFilter::Info;
 /// Default of `--sendq`, in bytes.
 pub const DEFAULT_SENDQ: u32 = 1 << 20;
+/// Default of `--login-timeout`, in seconds.
+pub const DEFAULT_LOGIN_TIMEOUT: u64 = 60;
 /// Default of `--max-per-ip`.
 pub const DEFAULT_MAX_PER_IP: u32 = 20;
 
@@ -96,6 +98,12 @@ pub struct Config {
           value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_rooms: u32,
 
+    /// Seconds a new connection has to set a nick; then it gets "! login timeout" and is closed
+    /// (idle half-open logins would otherwise hold connections for ever). 0: no limit.
+    #[arg(long, env = "CHAT_LOGIN_TIMEOUT", default_value_t = DEFAULT_LOGIN_TIMEOUT,
+          value_name = "SECONDS")]
+    pub login_timeout: u64,
+
     /// Most connections from one IP address (IPv6: one /64); the next gets "! too many
     /// connections from your address" and is closed. The default leaves room for a household
     /// or office behind one NAT address while one host can hold only a sliver of the server's
@@ -138,6 +146,7 @@ impl Config {
             max_rooms_per_user: ChatConfig::DEFAULT_MAX_ROOMS_PER_USER,
             announce_limit: ChatConfig::DEFAULT_ANNOUNCE_LIMIT,
             max_rooms: ChatConfig::DEFAULT_MAX_ROOMS,
+            login_timeout: DEFAULT_LOGIN_TIMEOUT,
             max_per_ip: DEFAULT_MAX_PER_IP,
             redis: None,
             node: None,

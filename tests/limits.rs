@@ -117,3 +117,28 @@ fn a_client_turned_away_after_sending_data_still_reads_why() {
     }
     alice.ask("/who", "* Members of main (1): alice");
 }
+
+#[test]
+fn a_connection_without_a_nick_in_time_is_told_and_closed() {
+    let server = TestServer::start_with(|c| c.login_timeout = 1);
+    let mut idle = Client::connect(server.addr);
+    let mut helpless = Client::connect(server.addr);
+    helpless.send("/help");
+    let mut alice = Client::connect(server.addr);
+    alice.ask(
+        "/nick alice",
+        "* Welcome, alice. Rooms: main. Active room: main.",
+    );
+    assert_eq!(
+        idle.read_until_closed(),
+        ["! login timeout: no /nick within 1 second"]
+    );
+    let lines = helpless.read_until_closed();
+    assert!(lines[0].starts_with("* Commands"), "{lines:?}");
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("! login timeout: no /nick within 1 second")
+    );
+    // Past the deadline, whoever logged in in time stays.
+    alice.ask("/who", "* Members of main (1): alice");
+}

@@ -23,6 +23,14 @@ pub(crate) fn too_many_from_address(line: &mut Vec<u8>, max: u32) -> &[u8] {
     )
 }
 
+/// Sent (by the poll loop, before closing) to a connection without a nick after
+/// `--login-timeout` seconds.
+pub(crate) fn login_timeout(line: &mut Vec<u8>, seconds: u64) -> &[u8] {
+    let unit = if seconds == 1 { " second" } else { " seconds" };
+    let seconds = seconds.to_string();
+    error(line, &["login timeout: no /nick within ", &seconds, unit])
+}
+
 /// How a name must look, said in every "invalid name" error.
 const NAME_RULE: &str = "use 1-32 letters, digits, _ or -";
 

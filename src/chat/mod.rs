@@ -92,6 +92,12 @@ impl Chat {
         self.rooms.len()
     }
 
+    /// Whether client `id` has a nick (the loop closes connections that take too long to get
+    /// one).
+    pub fn has_nick(&self, id: ClientId) -> bool {
+        self.clients.nick_of(id).is_some()
+    }
+
     /// A new connection: registers it and greets it.
     pub fn connect(&mut self, id: ClientId, out: &mut impl Outbox) {
         self.clients.insert(id, self.rooms.main());

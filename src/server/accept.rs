@@ -224,6 +224,7 @@ impl Server {
         }
         entry.insert(Connection::new(stream, addr));
         self.admission.per_address.add(addr.ip());
+        self.logins.start(id, addr, now);
         debug!("client {} connected from {addr}", id.index());
         self.chat.connect(id, &mut self.delivery);
         // A client that writes as soon as it is connected (a bot, a reconnecting client sending

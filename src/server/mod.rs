@@ -22,6 +22,7 @@ mod connection;
 mod delivery;
 mod input;
 mod linger;
+mod login_timeout;
 mod output;
 
 use std::io::{self, ErrorKind};
@@ -39,6 +40,7 @@ use crate::config::Config;
 use accept::Admission;
 use delivery::Delivery;
 use linger::Lingering;
+use login_timeout::LoginDeadlines;
 
 pub use closing::ShutdownHandle;
 
@@ -79,6 +81,8 @@ pub struct Server {
     admission: Admission,
     /// Sockets turned away, kept until their peer has read why.
     linger: Lingering,
+    /// Connections that must set a nick by a deadline.
+    logins: LoginDeadlines,
     read_buf: Vec<u8>,
     /// Connections that used up a per-turn budget and still have input waiting.
     unfinished_reads: Vec<ClientId>,
@@ -118,6 +122,7 @@ impl Server {
             delivery: Delivery::new(config.sendq as usize, cluster),
             admission: Admission::new(listener, config.connection_limit(), config.max_per_ip),
             linger: Lingering::default(),
+            logins: LoginDeadlines::new(config.login_timeout),
             read_buf: vec![0; READ_BUFFER],
             unfinished_reads: Vec::new(),
             next_housekeeping: Instant::now() + HOUSEKEEPING,
@@ -218,6 +223,7 @@ impl Server {
             self.admission.paused_until(),
             self.delivery.next_close_deadline(),
             self.linger.next_deadline(),
+            self.logins.next_deadline(),
             self.release_at,
             cluster_tick,
         ]
@@ -238,12 +244,13 @@ impl Server {
     }
 
     /// The timers: accepting again after a pause, goodbyes overdue, sockets turned away that
-    /// linger too long, saved sessions expired.
+    /// linger too long, logins too slow, saved sessions expired.
     fn housekeeping(&mut self, now: Instant) {
         if self.admission.pause_over(now) {
             self.accept_clients(now);
         }
         self.linger.expire(self.poll.registry(), now);
+        self.expire_logins(now);
         while let Some(id) = self.delivery.next_overdue_goodbye(now) {
             self.close(id);
         }
