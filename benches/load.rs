@@ -1088,7 +1088,7 @@ fn spawn_server(args: &Args) -> Result<Spawned, String> {
     };
     command
         .args(["--listen", &addr.to_string(), "--log-level", "warn"])
-        .args(["--max-per-ip", "0"])
+        .args(["--max-per-ip", "0", "--flood-rate", "0"])
         .stdin(Stdio::null());
     let child = command
         .spawn()

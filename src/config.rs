@@ -17,6 +17,10 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:5555";
 pub const DEFAULT_LOG_LEVEL: LevelFilter = LevelFilter::Info;
 /// Default of `--sendq`, in bytes.
 pub const DEFAULT_SENDQ: u32 = 1 << 20;
+/// Default of `--flood-burst`, in lines.
+pub const DEFAULT_FLOOD_BURST: u32 = 20;
+/// Default of `--flood-rate`, in lines a second.
+pub const DEFAULT_FLOOD_RATE: u32 = 10;
 /// Default of `--login-timeout`, in seconds.
 pub const DEFAULT_LOGIN_TIMEOUT: u64 = 60;
 /// Default of `--max-per-ip`.
@@ -98,6 +102,19 @@ pub struct Config {
           value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_rooms: u32,
 
+    /// Flood control: lines a client may send at once before it is slowed down (/join, /who
+    /// cost 3 lines, /nick, /rooms 5, /help 2).
+    #[arg(long, env = "CHAT_FLOOD_BURST", default_value_t = DEFAULT_FLOOD_BURST, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub flood_burst: u32,
+
+    /// Flood control: lines a second a client may send after its burst; past it the server reads
+    /// the client more slowly (nothing is dropped, others see no delay). 0 turns flood control
+    /// off.
+    #[arg(long, env = "CHAT_FLOOD_RATE", default_value_t = DEFAULT_FLOOD_RATE, value_name = "R",
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub flood_rate: u32,
+
     /// Seconds a new connection has to set a nick; then it gets "! login timeout" and is closed
     /// (idle half-open logins would otherwise hold connections for ever). 0: no limit.
     #[arg(long, env = "CHAT_LOGIN_TIMEOUT", default_value_t = DEFAULT_LOGIN_TIMEOUT,
@@ -146,6 +163,8 @@ impl Config {
             max_rooms_per_user: ChatConfig::DEFAULT_MAX_ROOMS_PER_USER,
             announce_limit: ChatConfig::DEFAULT_ANNOUNCE_LIMIT,
             max_rooms: ChatConfig::DEFAULT_MAX_ROOMS,
+            flood_burst: DEFAULT_FLOOD_BURST,
+            flood_rate: DEFAULT_FLOOD_RATE,
             login_timeout: DEFAULT_LOGIN_TIMEOUT,
             max_per_ip: DEFAULT_MAX_PER_IP,
             redis: None,

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use common::{BinaryServer, Client, RedisServer};
 
-/// A node of the cluster: the real binary pointed at `redis`.
+/// A node of the cluster: the real binary pointed at `redis`. Without flood control: the tests
+/// poll with commands faster than a person types, and one test pastes hundreds of lines.
 fn node(redis: &RedisServer, name: &str) -> BinaryServer {
     BinaryServer::start(&[
         "--redis",
@@ -16,6 +17,8 @@ fn node(redis: &RedisServer, name: &str) -> BinaryServer {
         name,
         "--log-level",
         "warn",
+        "--flood-rate",
+        "0",
     ])
 }
 
@@ -202,4 +205,23 @@ fn losing_redis_keeps_local_rooms_working_and_recovers() {
     bob.ask("back together", "You: back together");
     alice.wait_for(5, |l| l == "[main] bob: back together");
     anna.wait_for(5, |l| l == "[main] bob: back together");
+}
+
+#[test]
+fn lines_sent_while_the_nick_is_checked_are_all_handled_in_order() {
+    // The nick claim takes a round trip to Redis; what the client sends meanwhile waits for it,
+    // and past what the chat keeps the server stops reading the client instead of dropping.
+    let redis = RedisServer::start();
+    let a = node(&redis, "a");
+    let mut bot = Client::connect(a.addr);
+    const LINES: usize = 300;
+    let mut paste = String::from("/nick bot\n");
+    for i in 0..LINES {
+        paste.push_str(&format!("line {i}\n"));
+    }
+    bot.send_bytes(paste.as_bytes());
+    bot.expect("* Welcome, bot. Rooms: main. Active room: main.");
+    for i in 0..LINES {
+        bot.expect(&format!("You: line {i}"));
+    }
 }

@@ -142,3 +142,57 @@ fn a_connection_without_a_nick_in_time_is_told_and_closed() {
     // Past the deadline, whoever logged in in time stays.
     alice.ask("/who", "* Members of main (1): alice");
 }
+
+#[test]
+fn a_flooder_is_slowed_down_told_once_and_loses_nothing_while_others_go_on() {
+    let server = TestServer::start_with(|c| {
+        c.flood_burst = 5;
+        c.flood_rate = 20;
+    });
+    let mut watcher = Client::login(server.addr, "watcher");
+    let mut other = Client::login(server.addr, "other");
+    watcher.expect("* [main] other joined");
+    let mut flooder = Client::login(server.addr, "flooder");
+    watcher.expect("* [main] flooder joined");
+    other.expect("* [main] flooder joined");
+
+    // 60 lines pasted at once: the burst goes through, the rest at 20 a second.
+    const LINES: usize = 60;
+    let paste: String = (0..LINES).map(|i| format!("flood {i}\n")).collect();
+    flooder.send_bytes(paste.as_bytes());
+    let mut notices = 0;
+    let mut echoes = 0;
+    while echoes < LINES {
+        let line = flooder.line();
+        if line.starts_with("* You are sending too fast") {
+            notices += 1;
+        } else if line != "[main] other: not held up" {
+            assert_eq!(line, format!("You: flood {echoes}"));
+            echoes += 1;
+            if echoes == 10 {
+                // Meanwhile someone else talks (and hears the flood too).
+                other.send("not held up");
+                other.wait_for(LINES, |l| l == "You: not held up");
+            }
+        }
+    }
+    assert_eq!(notices, 1, "told once for the whole flood");
+    // The watcher gets every flood line in order, and the other client's line among them,
+    // not after them: nobody waits for the flooder.
+    let mut seen = 0;
+    let mut other_seen = false;
+    while seen < LINES {
+        let line = watcher.line();
+        if line == "[main] other: not held up" {
+            other_seen = true;
+        } else {
+            assert_eq!(line, format!("[main] flooder: flood {seen}"));
+            seen += 1;
+        }
+    }
+    assert!(other_seen, "the other client's line came during the flood");
+    // The flooder is still connected and answered.
+    flooder.send("/who");
+    let who = flooder.wait_for(1, |l| l.starts_with("* Members"));
+    assert_eq!(who, "* Members of main (3): flooder, other, watcher");
+}

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use super::{ClientId, RoomId};
 use crate::protocol::LineError;
 
-/// Lines a client may send while its nick claim is being decided; they are handled after.
+/// Lines a client may send while its nick claim is being decided; they are handled after. Past
+/// it the poll loop stops reading the client until the claim is decided (`Chat::wants_input`).
 pub(crate) const MAX_LINES_WHILE_CLAIMING: usize = 64;
 
 /// A nick as shown and as compared.

@@ -31,6 +31,24 @@ pub(crate) fn login_timeout(line: &mut Vec<u8>, seconds: u64) -> &[u8] {
     error(line, &["login timeout: no /nick within ", &seconds, unit])
 }
 
+/// Sent (by the poll loop) once per flood episode to a client whose lines are being read more
+/// slowly because it sends faster than `--flood-rate` lines a second after a burst of
+/// `--flood-burst`.
+pub(crate) fn flood_slowed(line: &mut Vec<u8>, rate: u32, burst: u32) -> &[u8] {
+    let (rate, burst) = (rate.to_string(), burst.to_string());
+    notice(
+        line,
+        &[
+            "You are sending too fast (more than ",
+            &rate,
+            " lines a second after a burst of ",
+            &burst,
+            "; /join, /nick, /who and /rooms count extra): your lines are handled more slowly \
+             now, in order, none dropped.",
+        ],
+    )
+}
+
 /// How a name must look, said in every "invalid name" error.
 const NAME_RULE: &str = "use 1-32 letters, digits, _ or -";
 

@@ -98,6 +98,17 @@ impl Chat {
         self.clients.nick_of(id).is_some()
     }
 
+    /// Whether the chat takes more lines from client `id` now. False while its nick claim is
+    /// pending and [`MAX_LINES_WHILE_CLAIMING`] lines already wait for it: the loop then stops
+    /// reading the client (TCP slows the sender) until the claim is decided, instead of the
+    /// chat dropping lines.
+    pub fn wants_input(&self, id: ClientId) -> bool {
+        self.clients
+            .get(id)
+            .and_then(|c| c.claim.as_ref())
+            .is_none_or(|claim| claim.queued.len() < MAX_LINES_WHILE_CLAIMING)
+    }
+
     /// A new connection: registers it and greets it.
     pub fn connect(&mut self, id: ClientId, out: &mut impl Outbox) {
         self.clients.insert(id, self.rooms.main());
@@ -111,6 +122,9 @@ impl Chat {
         if let Some(claim) = claim {
             if claim.queued.len() < MAX_LINES_WHILE_CLAIMING {
                 claim.queued.push(Err(error));
+            } else {
+                // Only a caller that ignores `wants_input` gets here (the poll loop does not).
+                out.send(id, messages::still_claiming(&mut self.line));
             }
             return;
         }
@@ -127,6 +141,7 @@ impl Chat {
             if claim.queued.len() < MAX_LINES_WHILE_CLAIMING {
                 claim.queued.push(Ok(line.to_string()));
             } else {
+                // Only a caller that ignores `wants_input` gets here (the poll loop does not).
                 out.send(id, messages::still_claiming(&mut self.line));
             }
             return;

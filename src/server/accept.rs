@@ -222,7 +222,7 @@ impl Server {
             warn!("{addr}: could not register connection: {e}");
             return;
         }
-        entry.insert(Connection::new(stream, addr));
+        entry.insert(Connection::new(stream, addr, now));
         self.admission.per_address.add(addr.ip());
         self.logins.start(id, addr, now);
         debug!("client {} connected from {addr}", id.index());

@@ -33,6 +33,8 @@ impl Server {
             }
             Action::FinishClaim(client, nick, outcome) => {
                 chat.finish_claim(client, &nick, outcome, now, out);
+                // Its input may have been held while the claim was pending.
+                self.resume_if_chat_wants(client);
             }
             Action::Roster(node, rooms) => chat.replace_remote_roster(&node, &rooms),
             Action::ForgetNode(node) => chat.forget_node(&node, out),

@@ -21,9 +21,11 @@
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::time::Instant;
 
 use mio::net::TcpStream;
 
+use super::flood::FloodBudget;
 use super::output::{BufferPool, Span, TurnOutput};
 use crate::protocol::LineDecoder;
 
@@ -60,8 +62,14 @@ pub(crate) struct Connection {
     pub(crate) state: State,
     /// Set while the connection is on the loop's list of connections to flush this turn.
     pub(crate) dirty: bool,
-    /// Input read but not yet decoded: the client sent more lines than one turn handles.
+    /// Input read but not yet decoded: the client sent more lines than one turn handles, or
+    /// than flood control or the chat take now. At most one read's worth: the socket is not
+    /// read again until this is used up.
     pub(crate) unread: Vec<u8>,
+    /// Flood control: how many lines the client may still send now.
+    pub(crate) flood: FloodBudget,
+    /// Not read until the chat takes lines again (its nick claim is pending with a full queue).
+    pub(crate) waiting_for_chat: bool,
     /// The loop turn in which the connection was last read.
     pub(crate) read_in_turn: u64,
     /// Output left over from earlier turns (the socket did not take all of it).
@@ -75,8 +83,8 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    /// Wraps an accepted socket.
-    pub(crate) fn new(stream: TcpStream, peer: SocketAddr) -> Self {
+    /// Wraps a socket accepted at `now`.
+    pub(crate) fn new(stream: TcpStream, peer: SocketAddr, now: Instant) -> Self {
         Self {
             stream,
             peer,
@@ -84,12 +92,19 @@ impl Connection {
             state: State::Open,
             dirty: false,
             unread: Vec::new(),
+            flood: FloodBudget::new(now),
+            waiting_for_chat: false,
             read_in_turn: 0,
             out: Vec::new(),
             written: 0,
             spans: Vec::new(),
             span_bytes: 0,
         }
+    }
+
+    /// Whether the loop leaves the socket unread for now (flood control, or the chat).
+    pub(crate) fn is_held(&self) -> bool {
+        self.flood.waiting || self.waiting_for_chat
     }
 
     /// Bytes queued and not yet written.
@@ -241,7 +256,8 @@ mod tests {
         let peer = StdStream::connect(listener.local_addr()?)?;
         let (accepted, addr) = listener.accept()?;
         accepted.set_nonblocking(true)?;
-        Ok((Connection::new(TcpStream::from_std(accepted), addr), peer))
+        let stream = TcpStream::from_std(accepted);
+        Ok((Connection::new(stream, addr, Instant::now()), peer))
     }
 
     fn read_exactly(peer: &mut StdStream, len: usize) -> io::Result<Vec<u8>> {

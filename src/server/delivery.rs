@@ -84,13 +84,6 @@ impl Delivery {
         self.connections.get_mut(id.index())
     }
 
-    /// Whether `id` still reads and writes normally.
-    pub(crate) fn is_open(&self, id: ClientId) -> bool {
-        self.connections
-            .get(id.index())
-            .is_some_and(|c| c.state == State::Open)
-    }
-
     /// Bytes queued for clients in this turn so far.
     pub(crate) fn queued(&self) -> usize {
         self.queued

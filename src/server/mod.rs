@@ -7,7 +7,8 @@
 //! 1. wait for readiness (or the next timer);
 //! 2. accept new clients (`accept`), read ready clients once each (`input`: at most
 //!    `READ_BUDGET` bytes and `LINES_PER_TURN` lines, so one flooder cannot starve the rest;
-//!    the remainder is read next turn);
+//!    the remainder is read next turn; a client past its flood budget is not read until the
+//!    budget has a token again, `flood`);
 //! 3. take in what the cluster's Redis threads reported (`cluster_news`);
 //! 4. reap connections that died during the turn, telling the chat so it saves their sessions,
 //!    and write every connection that got output, one `write()` each (`delivery`, `closing`);
@@ -20,6 +21,7 @@ mod closing;
 mod cluster_news;
 mod connection;
 mod delivery;
+mod flood;
 mod input;
 mod linger;
 mod login_timeout;
@@ -39,6 +41,7 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use accept::Admission;
 use delivery::Delivery;
+use flood::FloodControl;
 use linger::Lingering;
 use login_timeout::LoginDeadlines;
 
@@ -83,6 +86,8 @@ pub struct Server {
     linger: Lingering,
     /// Connections that must set a nick by a deadline.
     logins: LoginDeadlines,
+    /// Flood control, and the connections waiting for their flood budget.
+    flood: FloodControl,
     read_buf: Vec<u8>,
     /// Connections that used up a per-turn budget and still have input waiting.
     unfinished_reads: Vec<ClientId>,
@@ -123,6 +128,7 @@ impl Server {
             admission: Admission::new(listener, config.connection_limit(), config.max_per_ip),
             linger: Lingering::default(),
             logins: LoginDeadlines::new(config.login_timeout),
+            flood: FloodControl::new(config.flood_rate, config.flood_burst),
             read_buf: vec![0; READ_BUFFER],
             unfinished_reads: Vec::new(),
             next_housekeeping: Instant::now() + HOUSEKEEPING,
@@ -172,6 +178,7 @@ impl Server {
             }
             let now = Instant::now();
             self.turns += 1;
+            self.resume_held(now);
             for id in std::mem::take(&mut self.unfinished_reads) {
                 self.read_from(id, now);
             }
@@ -224,6 +231,7 @@ impl Server {
             self.delivery.next_close_deadline(),
             self.linger.next_deadline(),
             self.logins.next_deadline(),
+            self.flood.next_resume(),
             self.release_at,
             cluster_tick,
         ]
