@@ -128,6 +128,11 @@ pub struct Config {
     #[arg(long, env = "CHAT_MAX_PER_IP", default_value_t = DEFAULT_MAX_PER_IP, value_name = "N")]
     pub max_per_ip: u32,
 
+    /// Serve Prometheus metrics over HTTP at http://ADDR:PORT/metrics (off by default; bind it
+    /// to a private address, the numbers are not meant for everyone).
+    #[arg(long, env = "CHAT_METRICS", value_name = "ADDR:PORT")]
+    pub metrics: Option<SocketAddr>,
+
     /// Rooms with more members than this do not announce arrivals, departures and renames (in
     /// a big room they drown the conversation); `/who ROOM` still lists everyone.
     #[arg(
@@ -167,6 +172,7 @@ impl Config {
             flood_rate: DEFAULT_FLOOD_RATE,
             login_timeout: DEFAULT_LOGIN_TIMEOUT,
             max_per_ip: DEFAULT_MAX_PER_IP,
+            metrics: None,
             redis: None,
             node: None,
         }

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{BinaryServer, Client, RedisServer};
+use common::{free_addr, http, BinaryServer, Client, RedisServer};
 
 /// A node of the cluster: the real binary pointed at `redis`. Without flood control: the tests
 /// poll with commands faster than a person types, and one test pastes hundreds of lines.
@@ -224,4 +224,42 @@ fn lines_sent_while_the_nick_is_checked_are_all_handled_in_order() {
     for i in 0..LINES {
         bot.expect(&format!("You: line {i}"));
     }
+}
+
+#[test]
+fn cluster_metrics_count_what_crosses_nodes() {
+    let redis = RedisServer::start();
+    let metrics = free_addr();
+    let a = BinaryServer::start(&[
+        "--redis",
+        &redis.url(),
+        "--node",
+        "a",
+        "--log-level",
+        "warn",
+        "--metrics",
+        &metrics.to_string(),
+    ]);
+    let b = node(&redis, "b");
+    let mut alice = login(&a, "alice");
+    let mut bob = login(&b, "bob");
+    alice.expect("* [main] bob joined");
+    bob.ask("from b", "You: from b");
+    alice.expect("[main] bob: from b");
+    alice.ask("from a", "You: from a");
+    bob.wait_for(1, |l| l == "[main] alice: from a");
+    let answer = http(metrics, b"GET /metrics HTTP/1.1\r\n\r\n");
+    let value = |name: &str| -> f64 {
+        let line = answer
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} missing: {answer}"));
+        line[name.len() + 1..].parse().expect("a number")
+    };
+    assert_eq!(value("chat_cluster_up"), 1.0);
+    assert!(value("chat_cluster_published_total") >= 1.0);
+    assert!(
+        value("chat_cluster_received_total") >= 2.0,
+        "bob joined, bob said"
+    );
 }

@@ -287,6 +287,12 @@ fn the_binary_documents_its_flags() {
         "--max-connections",
         "--sendq",
         "--session-ttl",
+        "--flood-burst",
+        "--flood-rate",
+        "--login-timeout",
+        "--max-per-ip",
+        "--max-rooms",
+        "--metrics",
         "CHAT_LISTEN",
         "0.0.0.0:5555",
     ] {

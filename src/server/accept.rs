@@ -17,6 +17,7 @@ use socket2::{Domain, Protocol, Socket, TcpKeepalive, Type};
 
 use super::connection::{is_transient, Connection};
 use super::linger::drain_now;
+use super::metrics::Disconnect;
 use super::Server;
 use crate::chat::{messages, ClientId, SERVER_FULL};
 
@@ -190,6 +191,8 @@ impl Server {
                     if !self.admission.out_of_descriptors(&e, now) {
                         return;
                     }
+                    // Going on means one client was turned away.
+                    self.delivery.metrics.disconnected(Disconnect::ServerFull);
                 }
                 Err(e) => {
                     warn!("accept failed: {e}");
@@ -247,6 +250,10 @@ impl Server {
         };
         say_and_shut(&mut stream, line);
         self.admission.note_refusal(addr, now, reason);
+        self.delivery.metrics.disconnected(match why {
+            Refusal::Full => Disconnect::ServerFull,
+            Refusal::PerAddress => Disconnect::PerIp,
+        });
         self.linger.hold(self.poll.registry(), stream, now);
     }
 }

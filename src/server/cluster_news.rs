@@ -27,6 +27,7 @@ impl Server {
         let (chat, out) = (&mut self.chat, &mut self.delivery);
         match action {
             Action::Deliver(node, message) => {
+                out.metrics.cluster_received += 1;
                 if let Some(event) = message.event() {
                     chat.deliver_remote(&node, &event, out);
                 }

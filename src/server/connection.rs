@@ -26,6 +26,7 @@ use std::time::Instant;
 use mio::net::TcpStream;
 
 use super::flood::FloodBudget;
+use super::metrics::Disconnect;
 use super::output::{BufferPool, Span, TurnOutput};
 use crate::protocol::LineDecoder;
 
@@ -60,6 +61,8 @@ pub(crate) struct Connection {
     pub(crate) decoder: LineDecoder,
     /// Where the connection is in its life.
     pub(crate) state: State,
+    /// Once it is closing: why, for the metrics.
+    pub(crate) ending: Disconnect,
     /// Set while the connection is on the loop's list of connections to flush this turn.
     pub(crate) dirty: bool,
     /// Input read but not yet decoded: the client sent more lines than one turn handles, or
@@ -90,6 +93,7 @@ impl Connection {
             peer,
             decoder: LineDecoder::new(),
             state: State::Open,
+            ending: Disconnect::Quit,
             dirty: false,
             unread: Vec::new(),
             flood: FloodBudget::new(now),

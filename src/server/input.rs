@@ -15,6 +15,7 @@ use std::time::Instant;
 use super::connection::State;
 use super::delivery::{Delivery, DropReason};
 use super::flood::FloodControl;
+use super::metrics::Disconnect;
 use super::{Server, LINES_PER_TURN, READ_BUDGET};
 use crate::chat::{Chat, ClientId, Outbox};
 use crate::protocol::{line_cost, Decoded};
@@ -95,6 +96,7 @@ impl Server {
                     return;
                 }
                 Ok(n) => {
+                    self.delivery.metrics.bytes_received += n as u64;
                     log::trace!(
                         "client {}: read \"{}\"",
                         id.index(),
@@ -178,8 +180,10 @@ impl Server {
             Stop::Chat => conn.waiting_for_chat = true,
             Stop::Flood => {
                 self.flood.wait(id, &mut conn.flood);
+                let lines_wait = !conn.unread.is_empty();
+                self.delivery.metrics.flood_delays += 1;
                 // Lines it sent are waiting already: it is being slowed down.
-                if !conn.unread.is_empty() {
+                if lines_wait {
                     self.tell_slowed(id);
                 }
             }
@@ -226,7 +230,7 @@ impl Server {
             self.delivery.doom(id, DropReason::Eof);
             return;
         }
-        self.delivery.close(id);
+        self.delivery.close_for(id, Disconnect::Closed);
         self.chat.disconnect(id, now, &mut self.delivery);
     }
 }
@@ -284,10 +288,12 @@ impl Feed<'_> {
                     match decoded {
                         Decoded::Line(text) => {
                             cost = if priced { line_cost(text) } else { 1 };
+                            delivery.metrics.lines_received += 1;
                             chat.handle_line(id, text, now, delivery);
                         }
                         Decoded::Refused(error) => {
                             cost = 1;
+                            delivery.metrics.lines_received += 1;
                             chat.reject_line(id, error, delivery);
                         }
                         Decoded::Telnet(answer) => delivery.send(id, answer),

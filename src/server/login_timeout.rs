@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use log::debug;
 
 use super::connection::State;
+use super::metrics::Disconnect;
 use super::Server;
 use crate::chat::{messages, ClientId, Outbox};
 
@@ -77,7 +78,7 @@ impl Server {
             }
             debug!("client {} ({peer}): no nick in time; closing", id.index());
             self.delivery.send(id, &self.logins.line);
-            self.delivery.close(id);
+            self.delivery.close_for(id, Disconnect::LoginTimeout);
             self.chat.disconnect(id, now, &mut self.delivery);
         }
     }

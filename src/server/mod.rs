@@ -25,6 +25,8 @@ mod flood;
 mod input;
 mod linger;
 mod login_timeout;
+mod metrics;
+mod metrics_http;
 mod output;
 
 use std::io::{self, ErrorKind};
@@ -44,14 +46,19 @@ use delivery::Delivery;
 use flood::FloodControl;
 use linger::Lingering;
 use login_timeout::LoginDeadlines;
+use metrics_http::MetricsEndpoint;
 
 pub use closing::ShutdownHandle;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
 const SIGNALS: Token = Token(usize::MAX - 3);
-/// Tokens from here on (below the ones above) are the keys of lingering sockets (`linger.rs`)
-/// plus this; client tokens are slab keys, far below.
+const METRICS_LISTENER: Token = Token(usize::MAX - 4);
+/// Tokens from here on (below the ones above) are the keys of metrics requests
+/// (`metrics_http.rs`) plus this.
+const HTTP_TOKENS: usize = LINGER_TOKENS + (1 << (usize::BITS - 3));
+/// Tokens from here to [`HTTP_TOKENS`] are the keys of lingering sockets (`linger.rs`) plus
+/// this; client tokens are slab keys, far below.
 const LINGER_TOKENS: usize = 1 << (usize::BITS - 2);
 
 /// The most lines of one connection handled in one turn: a line can become output for every
@@ -88,6 +95,8 @@ pub struct Server {
     logins: LoginDeadlines,
     /// Flood control, and the connections waiting for their flood budget.
     flood: FloodControl,
+    /// `--metrics`: the listener and the requests being answered.
+    metrics_endpoint: Option<MetricsEndpoint>,
     read_buf: Vec<u8>,
     /// Connections that used up a per-turn budget and still have input waiting.
     unfinished_reads: Vec<ClientId>,
@@ -113,6 +122,10 @@ impl Server {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let metrics_endpoint = match config.metrics {
+            Some(addr) => Some(MetricsEndpoint::bind(addr, poll.registry())?),
+            None => None,
+        };
         let cluster = match &config.redis {
             Some(url) => Some(join_cluster(config, url, &waker)?),
             None => None,
@@ -129,6 +142,7 @@ impl Server {
             linger: Lingering::default(),
             logins: LoginDeadlines::new(config.login_timeout),
             flood: FloodControl::new(config.flood_rate, config.flood_burst),
+            metrics_endpoint,
             read_buf: vec![0; READ_BUFFER],
             unfinished_reads: Vec::new(),
             next_housekeeping: Instant::now() + HOUSEKEEPING,
@@ -143,6 +157,12 @@ impl Server {
     /// The address the listener is bound to (useful after binding port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the metrics endpoint (`--metrics`), if there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        let endpoint = self.metrics_endpoint.as_ref()?;
+        endpoint.local_addr().ok()
     }
 
     /// A handle that stops this server from another thread.
@@ -187,6 +207,10 @@ impl Server {
                     LISTENER => self.accept_clients(now),
                     WAKER => {}
                     SIGNALS => self.take_signals(),
+                    METRICS_LISTENER => self.accept_metrics_requests(now),
+                    Token(token) if token >= HTTP_TOKENS => {
+                        self.serve_metrics_request(token - HTTP_TOKENS, now);
+                    }
                     Token(token) if token >= LINGER_TOKENS => {
                         self.linger
                             .readable(self.poll.registry(), token - LINGER_TOKENS);
@@ -206,6 +230,7 @@ impl Server {
             self.take_cluster_news(now);
             self.reap_and_flush(now);
             self.release_idle_memory(now);
+            self.delivery.metrics.turn_took(now.elapsed());
         }
         self.shut_down();
         Ok(())
@@ -232,6 +257,9 @@ impl Server {
             self.linger.next_deadline(),
             self.logins.next_deadline(),
             self.flood.next_resume(),
+            self.metrics_endpoint
+                .as_ref()
+                .and_then(MetricsEndpoint::next_deadline),
             self.release_at,
             cluster_tick,
         ]
@@ -252,12 +280,13 @@ impl Server {
     }
 
     /// The timers: accepting again after a pause, goodbyes overdue, sockets turned away that
-    /// linger too long, logins too slow, saved sessions expired.
+    /// linger too long, metrics requests too slow, logins too slow, saved sessions expired.
     fn housekeeping(&mut self, now: Instant) {
         if self.admission.pause_over(now) {
             self.accept_clients(now);
         }
         self.linger.expire(self.poll.registry(), now);
+        self.expire_metrics_requests(now);
         self.expire_logins(now);
         while let Some(id) = self.delivery.next_overdue_goodbye(now) {
             self.close(id);

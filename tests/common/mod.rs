@@ -18,6 +18,8 @@ pub const LINE_TIMEOUT: Duration = Duration::from_secs(15);
 /// A server running in a thread of the test process, stopped (gracefully) on drop.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// Where its metrics are served, with `--metrics`.
+    pub metrics_addr: Option<SocketAddr>,
     handle: ShutdownHandle,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
@@ -34,10 +36,12 @@ impl TestServer {
         tweak(&mut config);
         let server = Server::bind(&config).expect("bind a free port");
         let addr = server.local_addr();
+        let metrics_addr = server.metrics_addr();
         let handle = server.shutdown_handle();
         let thread = std::thread::spawn(move || server.run());
         Self {
             addr,
+            metrics_addr,
             handle,
             thread: Some(thread),
         }
@@ -128,6 +132,22 @@ impl Drop for BinaryServer {
 pub fn free_addr() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     listener.local_addr().expect("local address")
+}
+
+/// Sends `request` to the HTTP server at `addr` as it is and returns the whole answer (the
+/// metrics endpoint closes the connection after it).
+pub fn http(addr: SocketAddr, request: &[u8]) -> String {
+    use std::io::Read;
+    let mut stream = TcpStream::connect(addr).expect("connect to the HTTP server");
+    stream
+        .set_read_timeout(Some(LINE_TIMEOUT))
+        .expect("timeout");
+    stream.write_all(request).expect("send the request");
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .expect("the answer, then end of file");
+    String::from_utf8(answer).expect("an ASCII answer")
 }
 
 /// A test client speaking the line protocol over a real socket.
