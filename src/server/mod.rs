@@ -28,6 +28,7 @@ mod login_timeout;
 mod metrics;
 mod metrics_http;
 mod output;
+mod per_address;
 
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
