@@ -4,6 +4,8 @@
 mod common;
 
 use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
 
 use common::{http, Client, TestServer};
 
@@ -128,6 +130,14 @@ fn bad_requests_get_errors_and_the_chat_goes_on() {
     assert_eq!(too_big, "HTTP/1.1 431 Request Header Fields Too Large");
     let head = http(addr, b"HEAD /metrics HTTP/1.0\r\n\r\n");
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n") && head.ends_with("\r\n\r\n"));
+    // A client that closes its sending side right after its request still gets the answer.
+    let mut half = TcpStream::connect(addr).expect("connect");
+    half.write_all(b"GET /nowhere HTTP/1.1\r\n\r\n")
+        .expect("send");
+    half.shutdown(Shutdown::Write).expect("half close");
+    let mut answer = String::new();
+    half.read_to_string(&mut answer).expect("the answer");
+    assert_eq!(status(answer), "HTTP/1.1 404 Not Found");
     // A request that never ends is closed after the read time, unanswered.
     assert_eq!(http(addr, b"GET /metr"), "");
     // Meanwhile, and after, the chat is served.

@@ -218,9 +218,15 @@ enum Reading {
 
 /// Reads what `request` has received and parses it.
 fn read_request(request: &mut Request, buf: &mut [u8]) -> Reading {
+    // A client may send its request and close its sending side at once (`nc -N`): it still
+    // gets its answer.
+    let mut ended = false;
     loop {
         match request.stream.read(buf) {
-            Ok(0) => return Reading::Gone,
+            Ok(0) => {
+                ended = true;
+                break;
+            }
             Ok(n) => {
                 let room = MAX_REQUEST + 1 - request.received.len();
                 request.received.extend_from_slice(&buf[..n.min(room)]);
@@ -235,6 +241,7 @@ fn read_request(request: &mut Request, buf: &mut [u8]) -> Reading {
     }
     match parse(&request.received) {
         None if request.received.len() > MAX_REQUEST => Reading::Complete(Err(431)),
+        None if ended => Reading::Gone,
         None => Reading::More,
         Some(route) => Reading::Complete(route),
     }
