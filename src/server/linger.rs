@@ -1,5 +1,5 @@
 //! Sockets the server is done with but does not close yet: clients turned away (`! server
-//! full`, too many connections from one address) and, later, answered metrics requests.
+//! full`, too many connections from one address) and answered metrics requests.
 //!
 //! Closing a socket whose input has not all been read makes the kernel send a reset instead
 //! of a FIN, and the reset can destroy our last line before the peer reads it: a client that

@@ -90,7 +90,8 @@ pub struct Server {
     delivery: Delivery,
     /// The listener, and who may come in.
     admission: Admission,
-    /// Sockets turned away, kept until their peer has read why.
+    /// Sockets turned away and answered metrics requests, kept until their peer has read
+    /// the last line and closed.
     linger: Lingering,
     /// Connections that must set a nick by a deadline.
     logins: LoginDeadlines,
