@@ -42,8 +42,9 @@ impl LoginDeadlines {
 
     /// A connection from `peer` was accepted at `now`.
     pub(super) fn start(&mut self, id: ClientId, peer: SocketAddr, now: Instant) {
-        if let Some(timeout) = self.timeout {
-            self.queue.push_back((now + timeout, id, peer));
+        // A timeout too long to add to a clock reading is no timeout.
+        if let Some(deadline) = self.timeout.and_then(|t| now.checked_add(t)) {
+            self.queue.push_back((deadline, id, peer));
         }
     }
 

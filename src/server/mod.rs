@@ -125,7 +125,10 @@ impl Server {
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let metrics_endpoint = match config.metrics {
-            Some(addr) => Some(MetricsEndpoint::bind(addr, poll.registry())?),
+            Some(addr) => Some(
+                MetricsEndpoint::bind(addr, poll.registry())
+                    .map_err(|e| io::Error::new(e.kind(), format!("--metrics {addr}: {e}")))?,
+            ),
             None => None,
         };
         let cluster = match &config.redis {
