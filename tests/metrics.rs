@@ -167,3 +167,32 @@ fn limits_at_work_are_counted() {
         1.0
     );
 }
+
+#[test]
+fn a_flooder_is_left_in_its_socket_not_read_into_memory() {
+    // The /nick takes 5 of the 6 tokens: one line goes through, then one a second.
+    let server = server_with_metrics(|c| {
+        c.flood_burst = 6;
+        c.flood_rate = 1;
+    });
+    let mut flooder = Client::login(server.addr, "flooder");
+    let line = format!("{}\n", "x".repeat(999));
+    let paste = line.repeat(32 * 1024);
+    let mut socket = flooder.socket().try_clone().expect("a second handle");
+    // 32 MB: more than the kernel buffers between client and server hold, so the writer is
+    // still writing (held back by TCP) when the server has stopped reading.
+    let writer = std::thread::spawn(move || {
+        let _ = socket.write_all(paste.as_bytes());
+    });
+    flooder.wait_for(2, |l| l == format!("You: {}", &line[..999]));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let received = scrape(&server)["chat_bytes_received_total"];
+    assert!(
+        received <= 2.0 * 64.0 * 1024.0,
+        "the server read {received} bytes of a flood it handles a line a second of"
+    );
+    assert!(!writer.is_finished(), "TCP holds the sender back");
+    // Ends the blocked write too (it shares the socket).
+    let _ = flooder.socket().shutdown(Shutdown::Both);
+    let _ = writer.join();
+}
