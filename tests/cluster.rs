@@ -109,7 +109,9 @@ fn a_nick_is_unique_across_nodes() {
         "/nick bob",
         "* Welcome, bob. Rooms: main. Active room: main.",
     );
-    other.ask("/nick alice", "! nick alice is in use");
+    // Presence crosses nodes asynchronously: "alice joined" may reach bob after his login.
+    other.send("/nick alice");
+    other.wait_for(1, |l| l == "! nick alice is in use");
 }
 
 #[test]
