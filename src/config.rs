@@ -17,6 +17,14 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:5555";
 pub const DEFAULT_LOG_LEVEL: LevelFilter = LevelFilter::Info;
 /// Default of `--sendq`, in bytes.
 pub const DEFAULT_SENDQ: u32 = 1 << 20;
+/// Default of `--flood-burst`, in lines.
+pub const DEFAULT_FLOOD_BURST: u32 = 20;
+/// Default of `--flood-rate`, in lines a second.
+pub const DEFAULT_FLOOD_RATE: u32 = 10;
+/// Default of `--login-timeout`, in seconds.
+pub const DEFAULT_LOGIN_TIMEOUT: u64 = 60;
+/// Default of `--max-per-ip`.
+pub const DEFAULT_MAX_PER_IP: u32 = 20;
 
 /// File descriptors kept back from `--max-connections` for the listener, the poll instance,
 /// signals, logging and the spare descriptor used to turn clients away when the process is out
@@ -88,6 +96,43 @@ pub struct Config {
           value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_rooms_per_user: u32,
 
+    /// Most rooms on this server at once (`main` included); a `/join` that would create one more
+    /// is refused, and so bounds the memory rooms take whoever asks.
+    #[arg(long, env = "CHAT_MAX_ROOMS", default_value_t = ChatConfig::DEFAULT_MAX_ROOMS,
+          value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_rooms: u32,
+
+    /// Flood control: lines a client may send at once before it is slowed down (/join, /who
+    /// cost 3 lines, /nick, /rooms 5, /help 2).
+    #[arg(long, env = "CHAT_FLOOD_BURST", default_value_t = DEFAULT_FLOOD_BURST, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub flood_burst: u32,
+
+    /// Flood control: lines a second a client may send after its burst; past it the server reads
+    /// the client more slowly (nothing is dropped, others see no delay). 0 turns flood control
+    /// off.
+    #[arg(long, env = "CHAT_FLOOD_RATE", default_value_t = DEFAULT_FLOOD_RATE, value_name = "R",
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub flood_rate: u32,
+
+    /// Seconds a new connection has to set a nick; then it gets "! login timeout" and is closed
+    /// (idle half-open logins would otherwise hold connections for ever). 0: no limit.
+    #[arg(long, env = "CHAT_LOGIN_TIMEOUT", default_value_t = DEFAULT_LOGIN_TIMEOUT,
+          value_name = "SECONDS")]
+    pub login_timeout: u64,
+
+    /// Most connections from one IP address (IPv6: one /64); the next gets "! too many
+    /// connections from your address" and is closed. The default leaves room for a household
+    /// or office behind one NAT address while one host can hold only a sliver of the server's
+    /// connections. 0: no limit.
+    #[arg(long, env = "CHAT_MAX_PER_IP", default_value_t = DEFAULT_MAX_PER_IP, value_name = "N")]
+    pub max_per_ip: u32,
+
+    /// Serve Prometheus metrics over HTTP at http://ADDR:PORT/metrics (off by default; bind it
+    /// to a private address, the numbers are not meant for everyone).
+    #[arg(long, env = "CHAT_METRICS", value_name = "ADDR:PORT")]
+    pub metrics: Option<SocketAddr>,
+
     /// Rooms with more members than this do not announce arrivals, departures and renames (in
     /// a big room they drown the conversation); `/who ROOM` still lists everyone.
     #[arg(
@@ -153,6 +198,12 @@ impl Config {
             history: ChatConfig::DEFAULT_HISTORY,
             history_bytes: ChatConfig::DEFAULT_HISTORY_BYTES,
             history_days: ChatConfig::DEFAULT_HISTORY_DAYS,
+            max_rooms: ChatConfig::DEFAULT_MAX_ROOMS,
+            flood_burst: DEFAULT_FLOOD_BURST,
+            flood_rate: DEFAULT_FLOOD_RATE,
+            login_timeout: DEFAULT_LOGIN_TIMEOUT,
+            max_per_ip: DEFAULT_MAX_PER_IP,
+            metrics: None,
             redis: None,
             node: None,
         }
@@ -165,6 +216,7 @@ impl Config {
             max_saved_sessions: self.max_saved_sessions,
             max_line: self.max_line as usize,
             max_rooms_per_user: self.max_rooms_per_user as usize,
+            max_rooms: self.max_rooms as usize,
             announce_limit: self.announce_limit,
             history: HistoryLimits {
                 per_room: self.history,

@@ -6,7 +6,7 @@
 //! In the order data flows through them:
 //!
 //! - [`server`]: the poll loop. Accepts sockets (`server/accept.rs`), reads them within per-turn
-//!   budgets (`server/input.rs`), and delivers the chat's output, one write per connection per
+//!   budgets (`server/input.rs`) and flood budgets (`server/flood.rs`), and delivers the chat's output, one write per connection per
 //!   turn (`server/delivery.rs`, on `connection.rs` and `output.rs`);
 //! - [`protocol`]: bytes to lines (`decoder.rs`, telnet included), a line to a command
 //!   (`command.rs`), the rules for names (`names.rs`);

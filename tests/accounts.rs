@@ -6,6 +6,12 @@ mod common;
 
 use common::{Client, TestServer};
 
+/// A server for these tests: they send more `/nick` lines in a row than flood control lets a
+/// person type (its slowing down is tested in tests/limits.rs).
+fn server() -> TestServer {
+    TestServer::start_with(|c| c.flood_rate = 0)
+}
+
 /// Registers `nick` with `password` on a fresh connection and returns it.
 fn registered(server: &TestServer, nick: &str, password: &str) -> Client {
     let mut client = Client::login(server.addr, nick);
@@ -20,7 +26,7 @@ fn registered(server: &TestServer, nick: &str, password: &str) -> Client {
 
 #[test]
 fn a_registered_nick_takes_its_password() {
-    let server = TestServer::start();
+    let server = server();
     let mut owner = registered(&server, "Вася", "пароль один");
     owner.ask("/join кухня", "* Joined кухня. Active room: кухня.");
     owner.ask(
@@ -66,7 +72,7 @@ fn a_registered_nick_takes_its_password() {
 
 #[test]
 fn five_wrong_passwords_lock_the_nick_even_for_the_right_one() {
-    let server = TestServer::start();
+    let server = server();
     let mut owner = registered(&server, "alice", "s3cret");
     owner.ask(
         "/quit",
@@ -94,7 +100,7 @@ fn five_wrong_passwords_lock_the_nick_even_for_the_right_one() {
 
 #[test]
 fn the_owner_takes_the_nick_from_a_live_connection() {
-    let server = TestServer::start();
+    let server = server();
     let mut old = registered(&server, "bob", "pw");
     old.ask("/join dev", "* Joined dev. Active room: dev.");
     let mut witness = Client::login(server.addr, "carol");
@@ -115,7 +121,7 @@ fn the_owner_takes_the_nick_from_a_live_connection() {
 
 #[test]
 fn a_resume_token_takes_a_session_back_once_even_from_a_live_connection() {
-    let server = TestServer::start();
+    let server = server();
     let mut first = Client::login(server.addr, "dave");
     first.ask("/join ops", "* Joined ops. Active room: ops.");
     first.send("/token");
@@ -150,7 +156,7 @@ fn a_resume_token_takes_a_session_back_once_even_from_a_live_connection() {
 
 #[test]
 fn bad_secrets_get_clear_errors() {
-    let server = TestServer::start();
+    let server = server();
     let mut owner = registered(&server, "erin", "pw");
     owner.ask("/register", "! usage: /register PASSWORD");
     owner.ask("/password   ", "! usage: /password NEW");
@@ -174,7 +180,7 @@ fn token(client: &mut Client) -> String {
 
 #[test]
 fn a_live_token_opens_a_locked_nick_and_a_stale_one_is_no_wrong_password() {
-    let server = TestServer::start();
+    let server = server();
     let mut owner = registered(&server, "frank", "pw");
     let used = token(&mut owner);
     let mut second = Client::connect(server.addr);

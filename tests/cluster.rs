@@ -5,9 +5,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{BinaryServer, Client, RedisServer};
+use common::{free_addr, http, BinaryServer, Client, RedisServer};
 
-/// A node of the cluster: the real binary pointed at `redis`.
+/// A node of the cluster: the real binary pointed at `redis`. Without flood control: the tests
+/// poll with commands faster than a person types, and one test pastes hundreds of lines.
 fn node(redis: &RedisServer, name: &str) -> BinaryServer {
     BinaryServer::start(&[
         "--redis",
@@ -16,6 +17,8 @@ fn node(redis: &RedisServer, name: &str) -> BinaryServer {
         name,
         "--log-level",
         "warn",
+        "--flood-rate",
+        "0",
     ])
 }
 
@@ -106,7 +109,9 @@ fn a_nick_is_unique_across_nodes() {
         "/nick bob",
         "* Welcome, bob. Rooms: main. Active room: main.",
     );
-    other.ask("/nick alice", "! nick alice is in use");
+    // Presence crosses nodes asynchronously: "alice joined" may reach bob after his login.
+    other.send("/nick alice");
+    other.wait_for(1, |l| l == "! nick alice is in use");
 }
 
 #[test]
@@ -202,4 +207,61 @@ fn losing_redis_keeps_local_rooms_working_and_recovers() {
     bob.ask("back together", "You: back together");
     alice.wait_for(5, |l| l == "[main] bob: back together");
     anna.wait_for(5, |l| l == "[main] bob: back together");
+}
+
+#[test]
+fn lines_sent_while_the_nick_is_checked_are_all_handled_in_order() {
+    // The nick claim takes a round trip to Redis; what the client sends meanwhile waits for it,
+    // and past what the chat keeps the server stops reading the client instead of dropping.
+    let redis = RedisServer::start();
+    let a = node(&redis, "a");
+    let mut bot = Client::connect(a.addr);
+    const LINES: usize = 300;
+    let mut paste = String::from("/nick bot\n");
+    for i in 0..LINES {
+        paste.push_str(&format!("line {i}\n"));
+    }
+    bot.send_bytes(paste.as_bytes());
+    bot.expect("* Welcome, bot. Rooms: main. Active room: main.");
+    for i in 0..LINES {
+        bot.expect(&format!("You: line {i}"));
+    }
+}
+
+#[test]
+fn cluster_metrics_count_what_crosses_nodes() {
+    let redis = RedisServer::start();
+    let metrics = free_addr();
+    let a = BinaryServer::start(&[
+        "--redis",
+        &redis.url(),
+        "--node",
+        "a",
+        "--log-level",
+        "warn",
+        "--metrics",
+        &metrics.to_string(),
+    ]);
+    let b = node(&redis, "b");
+    let mut alice = login(&a, "alice");
+    let mut bob = login(&b, "bob");
+    alice.expect("* [main] bob joined");
+    bob.ask("from b", "You: from b");
+    alice.expect("[main] bob: from b");
+    alice.ask("from a", "You: from a");
+    bob.wait_for(1, |l| l == "[main] alice: from a");
+    let answer = http(metrics, b"GET /metrics HTTP/1.1\r\n\r\n");
+    let value = |name: &str| -> f64 {
+        let line = answer
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} missing: {answer}"));
+        line[name.len() + 1..].parse().expect("a number")
+    };
+    assert_eq!(value("chat_cluster_up"), 1.0);
+    assert!(value("chat_cluster_published_total") >= 1.0);
+    assert!(
+        value("chat_cluster_received_total") >= 2.0,
+        "bob joined, bob said"
+    );
 }

@@ -83,7 +83,11 @@ fn overlong_lines_are_refused_with_bounded_memory() {
 
 #[test]
 fn a_reader_that_stops_reading_is_dropped_and_others_keep_going() {
-    let server = TestServer::start_with(|c| c.sendq = 64 * 1024);
+    // The talker floods on purpose: no flood control.
+    let server = TestServer::start_with(|c| {
+        c.sendq = 64 * 1024;
+        c.flood_rate = 0;
+    });
     let mut sloth = Client::login(server.addr, "sloth");
     let mut talker = Client::login(server.addr, "talker");
     sloth.expect("* [main] talker joined");
@@ -138,7 +142,8 @@ fn a_reader_that_stops_reading_is_dropped_and_others_keep_going() {
 fn two_thousand_clients_talk_in_main() {
     const CLIENTS: usize = 2000;
     const SPEAKERS: usize = 20;
-    let server = TestServer::start();
+    // All from 127.0.0.1: no limit per address.
+    let server = TestServer::start_with(|c| c.max_per_ip = 0);
     let mut clients: Vec<Client> = (0..CLIENTS)
         .map(|i| {
             let mut client = Client::connect(server.addr);
@@ -207,7 +212,14 @@ fn running_out_of_file_descriptors_turns_clients_away_without_dying() {
     }
     let server = BinaryServer::start_command(
         command,
-        &["--max-connections", "1000", "--log-level", "error"],
+        &[
+            "--max-connections",
+            "1000",
+            "--max-per-ip",
+            "0",
+            "--log-level",
+            "error",
+        ],
     );
     let mut alice = Client::login(server.addr, "alice");
     let mut turned_away = 0;
@@ -275,6 +287,12 @@ fn the_binary_documents_its_flags() {
         "--max-connections",
         "--sendq",
         "--session-ttl",
+        "--flood-burst",
+        "--flood-rate",
+        "--login-timeout",
+        "--max-per-ip",
+        "--max-rooms",
+        "--metrics",
         "CHAT_LISTEN",
         "0.0.0.0:5555",
     ] {
@@ -294,7 +312,8 @@ fn a_bad_flag_is_a_clear_error() {
 
 #[test]
 fn writes_after_the_peer_vanished_do_not_hurt_others() {
-    let server = TestServer::start();
+    // Fifty lines as fast as the answers come: no flood control.
+    let server = TestServer::start_with(|c| c.flood_rate = 0);
     let mut alice = Client::login(server.addr, "alice");
     let gone = Client::login(server.addr, "gone");
     alice.expect("* [main] gone joined");
@@ -323,7 +342,8 @@ fn a_burst_of_short_lines_drops_no_reader_that_keeps_reading() {
     // output limit (1 MiB), but no more than that limit plus what its socket takes, so a reader
     // must keep its connection and get every line however slowly it is scheduled.
     const LINES: usize = 25_000;
-    let server = TestServer::start();
+    // The flooder floods on purpose: no flood control.
+    let server = TestServer::start_with(|c| c.flood_rate = 0);
     let nick = "F".repeat(32);
     let mut readers: Vec<Client> = (0..3)
         .map(|i| Client::login(server.addr, &format!("reader{i}")))

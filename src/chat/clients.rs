@@ -6,7 +6,8 @@ use super::{ClientId, RoomId};
 use crate::protocol::LineError;
 
 /// Lines a client may send while a nick claim or a password check is under way; they are
-/// handled after.
+/// handled after. Past it the poll loop stops reading the client until the answer is in
+/// (`Chat::wants_input`).
 pub(crate) const MAX_LINES_WHILE_CLAIMING: usize = 64;
 
 /// A nick as shown and as compared.

@@ -13,6 +13,9 @@ pub struct ChatConfig {
     pub max_line: usize,
     /// The most rooms one user may be in, `main` included.
     pub max_rooms_per_user: usize,
+    /// The most rooms this node holds at once, `main` included: a `/join` that would create
+    /// one more is refused, so room memory stays bounded whoever asks.
+    pub max_rooms: usize,
     /// Rooms with more members than this (on every node together) are quiet: arrivals,
     /// departures and renames are not announced in them, since in a big room they would drown
     /// the conversation and cost every member a line per arrival. `/who` still lists everyone.
@@ -33,6 +36,8 @@ impl ChatConfig {
     pub const DEFAULT_MAX_LINE: u32 = 4096;
     /// Default of [`ChatConfig::max_rooms_per_user`].
     pub const DEFAULT_MAX_ROOMS_PER_USER: u32 = 100;
+    /// Default of [`ChatConfig::max_rooms`].
+    pub const DEFAULT_MAX_ROOMS: u32 = 100_000;
     /// Default of [`ChatConfig::announce_limit`], in members.
     pub const DEFAULT_ANNOUNCE_LIMIT: usize = 100;
     /// Default of the messages kept per room.
@@ -50,6 +55,7 @@ impl Default for ChatConfig {
             max_saved_sessions: Self::DEFAULT_MAX_SAVED_SESSIONS,
             max_line: Self::DEFAULT_MAX_LINE as usize,
             max_rooms_per_user: Self::DEFAULT_MAX_ROOMS_PER_USER as usize,
+            max_rooms: Self::DEFAULT_MAX_ROOMS as usize,
             announce_limit: Self::DEFAULT_ANNOUNCE_LIMIT,
             history: super::HistoryLimits {
                 per_room: Self::DEFAULT_HISTORY,

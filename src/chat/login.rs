@@ -122,8 +122,16 @@ impl Chat {
             ..SavedRooms::default()
         });
         let mut rooms = Vec::with_capacity(saved.rooms.len());
+        // A restore does not get around --max-rooms: rooms it would create past the limit are
+        // left out, and the user is told after the welcome.
+        let mut left_out = false;
         for room_name in saved.rooms.iter().take(self.config.max_rooms_per_user) {
-            let spelling = self.remote.room_name(&name_key(room_name));
+            let key = name_key(room_name);
+            if self.rooms.would_pass(&key, self.config.max_rooms) {
+                left_out = true;
+                continue;
+            }
+            let spelling = self.remote.room_name(&key);
             let room = self.rooms.get_or_create(room_name, spelling);
             if !rooms.contains(&room) {
                 self.rooms.add_member(room, id);
@@ -159,6 +167,13 @@ impl Chat {
             self.replay_missed(out, id, &saved, now);
         }
         self.deliver_kept_privates(out, id, &key, now);
+        if left_out {
+            let max_rooms = self.config.max_rooms;
+            out.send(
+                id,
+                messages::too_many_rooms_on_server(&mut self.line, max_rooms),
+            );
+        }
         for room in rooms {
             self.explain_if_quiet(out, id, room);
             self.announce(out, room, id, name, Presence::Joined);

@@ -12,6 +12,44 @@ use crate::protocol::{LineError, ParseError};
 /// Sent (by the poll loop, before closing) to a client that arrives when the server is full.
 pub const SERVER_FULL: &[u8] = b"! server full\r\n";
 
+// Lines the poll loop words (its limits), not the chat.
+
+/// Sent (by the poll loop, before closing) to a client whose address already has `max`
+/// connections (`--max-per-ip`).
+pub(crate) fn too_many_from_address(line: &mut Vec<u8>, max: u32) -> &[u8] {
+    let max = max.to_string();
+    error(
+        line,
+        &["too many connections from your address (max ", &max, ")"],
+    )
+}
+
+/// Sent (by the poll loop, before closing) to a connection without a nick after
+/// `--login-timeout` seconds.
+pub(crate) fn login_timeout(line: &mut Vec<u8>, seconds: u64) -> &[u8] {
+    let unit = if seconds == 1 { " second" } else { " seconds" };
+    let seconds = seconds.to_string();
+    error(line, &["login timeout: no /nick within ", &seconds, unit])
+}
+
+/// Sent (by the poll loop) once per flood episode to a client whose lines are being read more
+/// slowly because it sends faster than `--flood-rate` lines a second after a burst of
+/// `--flood-burst`.
+pub(crate) fn flood_slowed(line: &mut Vec<u8>, rate: u32, burst: u32) -> &[u8] {
+    let (rate, burst) = (rate.to_string(), burst.to_string());
+    notice(
+        line,
+        &[
+            "You are sending too fast (more than ",
+            &rate,
+            " lines a second after a burst of ",
+            &burst,
+            "; /join, /nick, /who and /rooms count extra): your lines are handled more slowly \
+             now, in order, none dropped.",
+        ],
+    )
+}
+
 /// How a name must look, said in every "invalid name" error.
 const NAME_RULE: &str = "use 1-32 letters, digits, _ or -";
 
@@ -623,6 +661,12 @@ pub(crate) fn too_many_rooms(line: &mut Vec<u8>, max: usize) -> &[u8] {
             "); /leave one first",
         ],
     )
+}
+
+/// `/join` of a new room past `--max-rooms`.
+pub(crate) fn too_many_rooms_on_server(line: &mut Vec<u8>, max: usize) -> &[u8] {
+    let max = max.to_string();
+    error(line, &["too many rooms on this server (max ", &max, ")"])
 }
 
 /// `/leave main`.

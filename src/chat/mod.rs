@@ -127,6 +127,23 @@ impl Chat {
         self.rooms.len()
     }
 
+    /// Whether client `id` has a nick (the loop closes connections that take too long to get
+    /// one).
+    pub fn has_nick(&self, id: ClientId) -> bool {
+        self.clients.nick_of(id).is_some()
+    }
+
+    /// Whether the chat takes more lines from client `id` now. False while its nick claim is
+    /// pending and [`MAX_LINES_WHILE_CLAIMING`] lines already wait for it: the loop then stops
+    /// reading the client (TCP slows the sender) until the claim is decided, instead of the
+    /// chat dropping lines.
+    pub fn wants_input(&self, id: ClientId) -> bool {
+        self.clients
+            .get(id)
+            .and_then(|c| c.pending.as_ref())
+            .is_none_or(|pending| pending.queued.len() < MAX_LINES_WHILE_CLAIMING)
+    }
+
     /// A new connection: registers it and greets it.
     pub fn connect(&mut self, id: ClientId, out: &mut impl Outbox) {
         self.clients.insert(id, self.rooms.main());
@@ -141,6 +158,9 @@ impl Chat {
         if let Some(pending) = pending {
             if pending.queued.len() < MAX_LINES_WHILE_CLAIMING {
                 pending.queued.push(Err(error));
+            } else {
+                // Only a caller that ignores `wants_input` gets here (the poll loop does not).
+                out.send(id, messages::still_claiming(&mut self.line));
             }
             return;
         }
@@ -157,6 +177,7 @@ impl Chat {
             if pending.queued.len() < MAX_LINES_WHILE_CLAIMING {
                 pending.queued.push(Ok(line.to_string()));
             } else {
+                // Only a caller that ignores `wants_input` gets here (the poll loop does not).
                 out.send(id, messages::still_claiming(&mut self.line));
             }
             return;

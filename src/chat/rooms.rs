@@ -77,6 +77,11 @@ impl Rooms {
         self.rooms.iter().map(|(_, room)| room)
     }
 
+    /// Whether a room with key `key` would be a new one past `max_rooms` rooms in all.
+    pub(crate) fn would_pass(&self, key: &str, max_rooms: usize) -> bool {
+        self.len() >= max_rooms && self.find(key).is_none()
+    }
+
     /// The room named `name`, created with the spelling `spelling` if it does not exist.
     pub(crate) fn get_or_create(&mut self, name: &str, spelling: Option<&str>) -> RoomId {
         let key = name_key(name);

@@ -200,6 +200,11 @@ impl Cluster {
         &self.node
     }
 
+    /// Whether this node is in contact with Redis, as far as the loop has been told.
+    pub fn is_up(&self) -> bool {
+        self.up
+    }
+
     /// Forwards a chat event: publishes what other nodes show, stores sessions, frees nicks.
     pub fn publish(&mut self, event: &Event<'_>) {
         match *event {

@@ -1,4 +1,7 @@
-//! One decoded line to one [`Command`]: the commands, their aliases and their usage lines.
+//! One decoded line to one [`Command`]: the commands, their aliases and their usage lines, and
+//! what each costs under flood control ([`Command::cost`], [`line_cost`]).
+
+use super::strip_controls;
 
 /// One parsed client line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +113,40 @@ fn parse_history(args: &str) -> Result<Command<'_>, ParseError> {
         [room, n] => Ok(Command::History(Some(room), Some(count(n)?))),
         _ => Err(USAGE),
     }
+}
+
+impl Command<'_> {
+    /// Flood-control tokens this command costs its sender (docs/PROTOCOL.md, "Flood control").
+    ///
+    /// A plain line costs one token; commands that make the server do more cost more: `/nick`
+    /// (a session restored, every room told, a cluster claim, a password checked),
+    /// `/register` and `/password` (a password hashed), `/rooms` (every room counted and
+    /// sorted), `/who` (a room's members sorted), `/join` (a room created or entered, its
+    /// members told), `/history` (up to 200 lines of output), `/unregister` (a durable write),
+    /// `/help` (a dozen lines of output). The match has no catch-all on purpose:
+    /// a new command does not compile until its cost is chosen here.
+    pub fn cost(&self) -> u32 {
+        match self {
+            Command::Nick(..) | Command::Rooms | Command::Register(_) | Command::Password(_) => 5,
+            Command::Join(_) | Command::Who(_) | Command::History(..) | Command::Unregister => 3,
+            Command::Help => 2,
+            Command::Leave(_)
+            | Command::Msg(..)
+            | Command::Me(_)
+            | Command::Quit
+            | Command::Token
+            | Command::Say(_)
+            | Command::Empty => 1,
+        }
+    }
+}
+
+/// Flood-control tokens one decoded client line costs: the cost of the command the chat will
+/// run for it (parsed the same way, control characters removed first, so hiding a command
+/// behind a control character does not make it cheaper). A line that is not a valid command
+/// costs one token, like a message.
+pub fn line_cost(line: &str) -> u32 {
+    Command::parse(&strip_controls(line)).map_or(1, |command| command.cost())
 }
 
 /// Splits off the first space-separated word; the rest keeps its inner spacing.

@@ -271,6 +271,22 @@ fn reports_bad_commands() {
 }
 
 #[test]
+fn commands_that_cost_the_server_more_cost_more_tokens() {
+    assert_eq!(line_cost("hello"), 1);
+    assert_eq!(line_cost("/me waves"), 1);
+    assert_eq!(line_cost("/msg bob hi"), 1);
+    assert_eq!(line_cost("/join dev"), 3);
+    assert_eq!(line_cost("/WHO"), 3);
+    assert_eq!(line_cost("/nick alice"), 5);
+    assert_eq!(line_cost("/list"), 5);
+    // Priced as the chat will run it: a control character does not hide a command.
+    assert_eq!(line_cost("/ni\u{1}ck alice"), 5);
+    // Unknown commands and usage errors cost what a message costs.
+    assert_eq!(line_cost("/frob"), 1);
+    assert_eq!(line_cost("/join"), 1);
+}
+
+#[test]
 fn validates_names() {
     for good in [
         "a",

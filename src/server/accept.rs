@@ -1,9 +1,11 @@
-//! Accepting clients, and turning them away (`! server full`) when the connection limit or the
-//! process's file descriptors are used up.
+//! Accepting clients, and turning them away: `! server full` when the connection limit or the
+//! process's file descriptors are used up, `! too many connections from your address` past
+//! `--max-per-ip`. A client turned away gets its line, then end of file; its socket is kept
+//! until it closes too (`linger.rs`), so the line is not lost to a reset.
 
 use std::fs::File;
 use std::io::{self, ErrorKind, Write};
-use std::net::SocketAddr;
+use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
 use log::{debug, warn};
@@ -12,6 +14,9 @@ use mio::{Interest, Token};
 use socket2::{Domain, Protocol, Socket, TcpKeepalive, Type};
 
 use super::connection::{is_transient, Connection};
+use super::linger::drain_now;
+use super::metrics::Disconnect;
+use super::per_address::PerAddress;
 use super::Server;
 use crate::chat::{ClientId, SERVER_FULL};
 
@@ -33,11 +38,22 @@ enum TurnAway {
     Failed,
 }
 
+/// Why a client is turned away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// `--max-connections` reached, or no file descriptor left.
+    Full,
+    /// `--max-per-ip` connections from its address already.
+    PerAddress,
+}
+
 /// The listener and the rules for who may come in.
 pub(super) struct Admission {
     /// `None` once the server is shutting down.
     listener: Option<TcpListener>,
     max_connections: usize,
+    /// Connections by client address, for `--max-per-ip`.
+    per_address: PerAddress,
     /// Closed while the process is out of descriptors, to accept and turn one client away.
     spare_fd: Option<File>,
     paused_until: Option<Instant>,
@@ -47,11 +63,13 @@ pub(super) struct Admission {
 }
 
 impl Admission {
-    /// Admits clients from `listener`, at most `max_connections` at once.
-    pub(super) fn new(listener: TcpListener, max_connections: usize) -> Self {
+    /// Admits clients from `listener`, at most `max_connections` at once and `max_per_ip`
+    /// from one address (0: no limit).
+    pub(super) fn new(listener: TcpListener, max_connections: usize, max_per_ip: u32) -> Self {
         Self {
             listener: Some(listener),
             max_connections,
+            per_address: PerAddress::new(max_per_ip),
             spare_fd: File::open("/dev/null").ok(),
             paused_until: None,
             refused: 0,
@@ -89,16 +107,18 @@ impl Admission {
             .is_none_or(|last| now.duration_since(last) >= REFUSAL_LOG_INTERVAL)
     }
 
-    /// Tells a client the server is full and closes it; warns now and then, not per client.
-    fn refuse(&mut self, mut stream: TcpStream, addr: SocketAddr, now: Instant, why: &str) {
-        // Best effort: a fresh socket's send buffer takes one short line.
-        let _ = stream.write(SERVER_FULL);
-        let _ = stream.shutdown(std::net::Shutdown::Write);
+    /// A connection from `addr` ended: it no longer counts against its address.
+    pub(super) fn connection_ended(&mut self, addr: SocketAddr) {
+        self.per_address.remove(addr.ip());
+    }
+
+    /// Counts a client turned away; warns now and then, not per client.
+    fn note_refusal(&mut self, addr: SocketAddr, now: Instant, why: &str) {
         debug!("{addr}: refused ({why})");
         self.refused += 1;
         if self.warning_due(now) {
             warn!(
-                "server full ({why}): turned away {} client(s) since the last warning",
+                "turned away {} client(s) since the last warning (the last one: {why})",
                 self.refused
             );
             self.refused = 0;
@@ -116,8 +136,11 @@ impl Admission {
             return TurnAway::Failed;
         }
         let outcome = match self.listener.as_ref().map(TcpListener::accept) {
-            Some(Ok((stream, addr))) => {
-                self.refuse(stream, addr, now, "out of file descriptors");
+            Some(Ok((mut stream, addr))) => {
+                // Not kept until the peer closes: it would hold the descriptor just freed.
+                say_and_shut(&mut stream, SERVER_FULL);
+                drain_now(&mut stream);
+                self.note_refusal(addr, now, "out of file descriptors");
                 TurnAway::Done
             }
             Some(Err(e)) if e.kind() == ErrorKind::WouldBlock => TurnAway::NobodyWaiting,
@@ -167,6 +190,8 @@ impl Server {
                     if !self.admission.out_of_descriptors(&e, now) {
                         return;
                     }
+                    // Going on means one client was turned away.
+                    self.delivery.metrics.disconnected(Disconnect::ServerFull);
                 }
                 Err(e) => {
                     warn!("accept failed: {e}");
@@ -177,11 +202,15 @@ impl Server {
         }
     }
 
-    /// Registers a new connection and greets it, or turns it away if the server is full.
+    /// Registers a new connection and greets it, or turns it away if the server is full or its
+    /// address has too many connections.
     fn admit(&mut self, mut stream: TcpStream, addr: SocketAddr, now: Instant) {
         if self.delivery.connections.len() >= self.admission.max_connections {
-            self.admission
-                .refuse(stream, addr, now, "connection limit reached");
+            self.turn_away(stream, addr, now, Refusal::Full);
+            return;
+        }
+        if !self.admission.per_address.admits(addr.ip()) {
+            self.turn_away(stream, addr, now, Refusal::PerAddress);
             return;
         }
         let entry = self.delivery.connections.vacant_entry();
@@ -195,7 +224,9 @@ impl Server {
             warn!("{addr}: could not register connection: {e}");
             return;
         }
-        entry.insert(Connection::new(stream, addr));
+        entry.insert(Connection::new(stream, addr, now));
+        self.admission.per_address.add(addr.ip());
+        self.logins.start(id, addr, now);
         debug!("client {} connected from {addr}", id.index());
         self.chat.connect(id, &mut self.delivery);
         // A client that writes as soon as it is connected (a bot, a reconnecting client sending
@@ -204,6 +235,33 @@ impl Server {
         // this read only finds nothing.
         self.read_from(id, now);
     }
+}
+
+impl Server {
+    /// Tells a client why it cannot come in, and keeps its socket until it has read that.
+    fn turn_away(&mut self, mut stream: TcpStream, addr: SocketAddr, now: Instant, why: Refusal) {
+        let (line, reason) = match why {
+            Refusal::Full => (SERVER_FULL, "connection limit reached"),
+            Refusal::PerAddress => (
+                self.admission.per_address.refusal.as_slice(),
+                "too many connections from one address",
+            ),
+        };
+        say_and_shut(&mut stream, line);
+        self.admission.note_refusal(addr, now, reason);
+        self.delivery.metrics.disconnected(match why {
+            Refusal::Full => Disconnect::ServerFull,
+            Refusal::PerAddress => Disconnect::PerIp,
+        });
+        self.linger.hold(self.poll.registry(), stream, now);
+    }
+}
+
+/// Writes a refusal to a fresh socket and shuts down its sending side.
+fn say_and_shut(stream: &mut TcpStream, line: &[u8]) {
+    // Best effort: a fresh socket's send buffer takes one short line.
+    let _ = stream.write(line);
+    let _ = stream.shutdown(Shutdown::Write);
 }
 
 /// Creates the listening socket: SO_REUSEADDR so a restart can bind at once, a large backlog,

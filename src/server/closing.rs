@@ -11,6 +11,7 @@ use mio::{Events, Waker};
 
 use super::connection::Connection;
 use super::delivery::DropReason;
+use super::metrics::Disconnect;
 use super::Server;
 use crate::chat::ClientId;
 
@@ -44,8 +45,9 @@ impl Server {
     pub(super) fn reap(&mut self, now: Instant) {
         while let Some((id, reason)) = self.delivery.doomed.pop() {
             if let Some(conn) = self.delivery.connections.try_remove(id.index()) {
+                self.delivery.metrics.disconnected(reason.disconnect());
                 let peer = conn.peer;
-                self.deregister(conn);
+                self.release(conn);
                 let index = id.index();
                 match reason {
                     DropReason::SlowConsumer => info!(
@@ -65,14 +67,17 @@ impl Server {
     /// Closes a connection whose goodbye has been written; the chat already forgot it.
     pub(super) fn close(&mut self, id: ClientId) {
         if let Some(mut conn) = self.delivery.connections.try_remove(id.index()) {
+            self.delivery.metrics.disconnected(conn.ending);
             conn.close_gracefully(&mut self.read_buf);
-            self.deregister(conn);
+            self.release(conn);
             debug!("client {} closed", id.index());
         }
     }
 
-    /// Takes a connection off the poll instance (dropping it closes the socket).
-    fn deregister(&mut self, mut conn: Connection) {
+    /// Takes a connection off the poll instance and out of its address's count (dropping it
+    /// closes the socket). Every way a connection ends comes through here.
+    fn release(&mut self, mut conn: Connection) {
+        self.admission.connection_ended(conn.peer);
         if let Err(e) = self.poll.registry().deregister(&mut conn.stream) {
             debug!("deregister failed: {e}");
         }
@@ -87,6 +92,7 @@ impl Server {
         if let Some(mut listener) = self.admission.stop() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
+        self.delivery.chat_close = Disconnect::Shutdown;
         self.chat.shutdown(Instant::now(), &mut self.delivery);
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         let mut events = Events::with_capacity(1024);

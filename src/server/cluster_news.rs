@@ -27,12 +27,15 @@ impl Server {
         let (chat, out) = (&mut self.chat, &mut self.delivery);
         match action {
             Action::Deliver(node, message) => {
+                out.metrics.cluster_received += 1;
                 if let Some(event) = message.event() {
                     chat.deliver_remote(&node, &event, now, out);
                 }
             }
             Action::FinishClaim(client, nick, outcome) => {
                 chat.finish_claim(client, &nick, outcome, now, out);
+                // Its input may have been held while the claim was pending.
+                self.resume_if_chat_wants(client);
             }
             Action::Roster(node, rooms) => chat.replace_remote_roster(&node, &rooms),
             Action::ForgetNode(node) => chat.forget_node(&node, out),

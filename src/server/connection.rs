@@ -21,9 +21,12 @@
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::time::Instant;
 
 use mio::net::TcpStream;
 
+use super::flood::FloodBudget;
+use super::metrics::Disconnect;
 use super::output::{BufferPool, Span, TurnOutput};
 use crate::protocol::LineDecoder;
 
@@ -58,10 +61,18 @@ pub(crate) struct Connection {
     pub(crate) decoder: LineDecoder,
     /// Where the connection is in its life.
     pub(crate) state: State,
+    /// Once it is closing: why, for the metrics.
+    pub(crate) ending: Disconnect,
     /// Set while the connection is on the loop's list of connections to flush this turn.
     pub(crate) dirty: bool,
-    /// Input read but not yet decoded: the client sent more lines than one turn handles.
+    /// Input read but not yet decoded: the client sent more lines than one turn handles, or
+    /// than flood control or the chat take now. At most one read's worth: the socket is not
+    /// read again until this is used up.
     pub(crate) unread: Vec<u8>,
+    /// Flood control: how many lines the client may still send now.
+    pub(crate) flood: FloodBudget,
+    /// Not read until the chat takes lines again (its nick claim is pending with a full queue).
+    pub(crate) waiting_for_chat: bool,
     /// The loop turn in which the connection was last read.
     pub(crate) read_in_turn: u64,
     /// Output left over from earlier turns (the socket did not take all of it).
@@ -75,21 +86,29 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    /// Wraps an accepted socket.
-    pub(crate) fn new(stream: TcpStream, peer: SocketAddr) -> Self {
+    /// Wraps a socket accepted at `now`.
+    pub(crate) fn new(stream: TcpStream, peer: SocketAddr, now: Instant) -> Self {
         Self {
             stream,
             peer,
             decoder: LineDecoder::new(),
             state: State::Open,
+            ending: Disconnect::Quit,
             dirty: false,
             unread: Vec::new(),
+            flood: FloodBudget::new(now),
+            waiting_for_chat: false,
             read_in_turn: 0,
             out: Vec::new(),
             written: 0,
             spans: Vec::new(),
             span_bytes: 0,
         }
+    }
+
+    /// Whether the loop leaves the socket unread for now (flood control, or the chat).
+    pub(crate) fn is_held(&self) -> bool {
+        self.flood.waiting || self.waiting_for_chat
     }
 
     /// Bytes queued and not yet written.
@@ -165,11 +184,7 @@ impl Connection {
                     }
                 };
                 pool.give_spans(spans);
-                let written = match self.stream.write(bytes) {
-                    Ok(n) => n,
-                    Err(e) if is_transient(&e) => 0,
-                    Err(e) => return Err(e),
-                };
+                let written = write_once(&mut self.stream, bytes)?;
                 if written == bytes.len() {
                     return Ok(Flushed::All);
                 }
@@ -184,11 +199,7 @@ impl Connection {
             pool.give_spans(spans);
         }
         if self.out.len() > self.written {
-            match self.stream.write(&self.out[self.written..]) {
-                Ok(n) => self.written += n,
-                Err(e) if is_transient(&e) => {}
-                Err(e) => return Err(e),
-            }
+            self.written += write_once(&mut self.stream, &self.out[self.written..])?;
         }
         if self.out.len() > self.written {
             return Ok(Flushed::Partial);
@@ -217,6 +228,22 @@ impl Connection {
     }
 }
 
+/// One `write()` of `bytes`, made again if a signal interrupted it; `Ok(0)` if the socket takes
+/// nothing now.
+///
+/// An interrupted write must not count as "would block": the loop would then wait for a
+/// writable event that never comes (the socket is writable already, and readiness is
+/// edge-triggered), and the connection would stall with its output queued.
+fn write_once(writer: &mut impl Write, bytes: &[u8]) -> io::Result<usize> {
+    loop {
+        match writer.write(bytes) {
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(0),
+            result => return result,
+        }
+    }
+}
+
 /// Errors after which the same call may succeed later.
 pub(crate) fn is_transient(error: &io::Error) -> bool {
     matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted)
@@ -233,7 +260,8 @@ mod tests {
         let peer = StdStream::connect(listener.local_addr()?)?;
         let (accepted, addr) = listener.accept()?;
         accepted.set_nonblocking(true)?;
-        Ok((Connection::new(TcpStream::from_std(accepted), addr), peer))
+        let stream = TcpStream::from_std(accepted);
+        Ok((Connection::new(stream, addr, Instant::now()), peer))
     }
 
     fn read_exactly(peer: &mut StdStream, len: usize) -> io::Result<Vec<u8>> {
@@ -276,6 +304,50 @@ mod tests {
             sender_expected
         );
         assert_eq!(member.pending() + sender.pending(), 0);
+        Ok(())
+    }
+
+    /// A writer whose first calls fail with `first_errors`, then take everything.
+    struct Flaky {
+        first_errors: Vec<ErrorKind>,
+        taken: Vec<u8>,
+    }
+
+    impl Write for Flaky {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            if let Some(kind) = self.first_errors.pop() {
+                return Err(kind.into());
+            }
+            self.taken.extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_write_interrupted_by_a_signal_is_made_again() -> io::Result<()> {
+        let mut writer = Flaky {
+            first_errors: vec![ErrorKind::Interrupted, ErrorKind::Interrupted],
+            taken: Vec::new(),
+        };
+        assert_eq!(write_once(&mut writer, b"hello\r\n")?, 7);
+        assert_eq!(writer.taken, b"hello\r\n");
+        let mut full = Flaky {
+            first_errors: vec![ErrorKind::WouldBlock],
+            taken: Vec::new(),
+        };
+        assert_eq!(
+            write_once(&mut full, b"x")?,
+            0,
+            "would block: nothing taken"
+        );
+        let mut broken = Flaky {
+            first_errors: vec![ErrorKind::BrokenPipe],
+            taken: Vec::new(),
+        };
+        assert!(write_once(&mut broken, b"x").is_err());
         Ok(())
     }
 

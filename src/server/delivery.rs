@@ -19,6 +19,7 @@ use slab::Slab;
 
 use super::auth::AuthWorker;
 use super::connection::{Connection, Flushed, State};
+use super::metrics::{Disconnect, Metrics};
 use super::output::{BufferPool, Span, TurnOutput};
 use crate::chat::{AuthJob, ClientId, Event, Outbox};
 use crate::cluster::Cluster;
@@ -27,7 +28,7 @@ use crate::cluster::Cluster;
 /// its last lines before it is closed anyway.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
-/// Why a connection is being dropped; only used for logging.
+/// Why a connection is being dropped, for the log and the metrics.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum DropReason {
     /// The peer closed the connection.
@@ -36,6 +37,17 @@ pub(crate) enum DropReason {
     Error(ErrorKind),
     /// Its output passed `--sendq`: it does not read.
     SlowConsumer,
+}
+
+impl DropReason {
+    /// How the metrics count it.
+    pub(crate) fn disconnect(self) -> Disconnect {
+        match self {
+            DropReason::Eof => Disconnect::Closed,
+            DropReason::Error(_) => Disconnect::Error,
+            DropReason::SlowConsumer => Disconnect::SlowReader,
+        }
+    }
 }
 
 /// The connections and everything the output of one loop turn needs.
@@ -63,6 +75,10 @@ pub(crate) struct Delivery {
     pub(crate) cluster: Option<Cluster>,
     /// The password worker; `None` in cluster mode (owned nicks are a standalone feature).
     pub(crate) auth: Option<AuthWorker>,
+    /// The counters of `--metrics`.
+    pub(crate) metrics: Metrics,
+    /// How a close the chat asks for is counted: `/quit`, or the shutdown once it began.
+    pub(crate) chat_close: Disconnect,
 }
 
 impl Delivery {
@@ -80,19 +96,14 @@ impl Delivery {
             sendq,
             cluster,
             auth,
+            metrics: Metrics::default(),
+            chat_close: Disconnect::Quit,
         }
     }
 
     /// The connection of `id`, if it exists.
     pub(crate) fn get_mut(&mut self, id: ClientId) -> Option<&mut Connection> {
         self.connections.get_mut(id.index())
-    }
-
-    /// Whether `id` still reads and writes normally.
-    pub(crate) fn is_open(&self, id: ClientId) -> bool {
-        self.connections
-            .get(id.index())
-            .is_some_and(|c| c.state == State::Open)
     }
 
     /// Bytes queued for clients in this turn so far.
@@ -173,7 +184,10 @@ impl Delivery {
             if conn.state == State::Doomed {
                 continue;
             }
-            match conn.flush(&self.turn, &mut self.scratch, &mut self.pool) {
+            let before = conn.pending();
+            let flushed = conn.flush(&self.turn, &mut self.scratch, &mut self.pool);
+            self.metrics.bytes_sent += (before - conn.pending()) as u64;
+            match flushed {
                 Ok(Flushed::All) if conn.state == State::Closing => finished.push(id),
                 Ok(_) => {}
                 Err(e) => self.doom(id, DropReason::Error(e.kind())),
@@ -198,6 +212,20 @@ impl Delivery {
         self.scratch = Vec::new();
     }
 
+    /// Closes `to` once what is queued for it is written (or [`CLOSE_GRACE`] passed); the
+    /// metrics count it as ended for `why`.
+    pub(crate) fn close_for(&mut self, to: ClientId, why: Disconnect) {
+        if let Some(conn) = self.connections.get_mut(to.index()) {
+            if conn.state == State::Open {
+                conn.state = State::Closing;
+                conn.ending = why;
+                add_to_dirty(conn, to, &mut self.dirty);
+                self.closing
+                    .push_back((Instant::now() + CLOSE_GRACE, to, conn.peer));
+            }
+        }
+    }
+
     /// Queues the line at `span` of the turn for `to`, if it is open.
     fn queue(&mut self, to: ClientId, span: Span) {
         let Some(conn) = self.connections.get_mut(to.index()) else {
@@ -209,7 +237,10 @@ impl Delivery {
         if !conn.queue(span, self.sendq, &mut self.pool) {
             // A burst into a big room can fill the buffer of a client that reads fine within
             // one turn: give the socket what it takes now before calling the client slow.
-            let reason = match conn.flush(&self.turn, &mut self.scratch, &mut self.pool) {
+            let before = conn.pending();
+            let flushed = conn.flush(&self.turn, &mut self.scratch, &mut self.pool);
+            self.metrics.bytes_sent += (before - conn.pending()) as u64;
+            let reason = match flushed {
                 Ok(_) if conn.queue(span, self.sendq, &mut self.pool) => None,
                 Ok(_) => Some(DropReason::SlowConsumer),
                 Err(e) => Some(DropReason::Error(e.kind())),
@@ -232,31 +263,29 @@ impl Outbox for Delivery {
         // only costs its bytes in this turn's buffer.
         let span = self.turn.store_direct(line);
         self.queue(to, span);
+        self.metrics.deliveries += 1;
     }
 
     fn send_to_all(&mut self, members: &[ClientId], except: Option<ClientId>, line: &[u8]) {
         let span = self.turn.store_shared(line);
+        let mut reached = 0;
         for &member in members {
             if Some(member) != except {
                 self.queue(member, span);
+                reached += 1;
             }
         }
+        self.metrics.deliveries += reached;
     }
 
     fn close(&mut self, to: ClientId) {
-        if let Some(conn) = self.connections.get_mut(to.index()) {
-            if conn.state == State::Open {
-                conn.state = State::Closing;
-                add_to_dirty(conn, to, &mut self.dirty);
-                self.closing
-                    .push_back((Instant::now() + CLOSE_GRACE, to, conn.peer));
-            }
-        }
+        self.close_for(to, self.chat_close);
     }
 
     fn publish(&mut self, event: &Event<'_>) {
         if let Some(cluster) = self.cluster.as_mut() {
             cluster.publish(event);
+            self.metrics.cluster_published += 1;
         }
     }
 

@@ -1,14 +1,24 @@
 //! Reading clients: bytes from a socket, through its line decoder, to the chat, within the
-//! per-turn budgets that keep one flooding client from starving the others.
+//! per-turn budgets that keep one flooding client from starving the others, and within its
+//! flood budget (`flood.rs`).
+//!
+//! A client whose input cannot be taken now is held in one of three ways, and its lines are
+//! handled later in the order sent: out of its per-turn budget, it is read again next turn
+//! (`unfinished_reads`); out of its flood budget, its socket is left unread until the budget
+//! has a token again; while the chat takes no lines from it (a nick claim pending with a full
+//! queue), until the chat has decided. Input already read stays in the connection's `unread`,
+//! at most one read's worth, because a held socket is not read again before that is used up.
 
 use std::io::{ErrorKind, Read};
 use std::time::Instant;
 
 use super::connection::State;
 use super::delivery::{Delivery, DropReason};
+use super::flood::FloodControl;
+use super::metrics::Disconnect;
 use super::{Server, LINES_PER_TURN, READ_BUDGET};
 use crate::chat::{Chat, ClientId, Outbox};
-use crate::protocol::Decoded;
+use crate::protocol::{line_cost, Decoded};
 
 /// Once this much output has been queued in a turn, the remaining input waits for the next turn,
 /// after everything queued has been written. A storm of joins to a big room (every join is a
@@ -17,46 +27,93 @@ use crate::protocol::Decoded;
 /// to 5,000 members is 26 MB), so it never splits such a turn.
 const TURN_OUTPUT: usize = 32 * 1024 * 1024;
 
+/// Why a client's input stopped being taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// Everything given was used.
+    Done,
+    /// The connection is closing or gone: the rest of its input is not worth any work.
+    Closed,
+    /// A per-turn budget is spent: the rest waits for the next turn.
+    Turn,
+    /// The flood budget is spent: the rest waits until it has a token again.
+    Flood,
+    /// The chat takes no more lines from it until its nick claim is decided.
+    Chat,
+}
+
+/// The parts of the server that feeding lines to the chat needs.
+struct Feed<'a> {
+    chat: &'a mut Chat,
+    delivery: &'a mut Delivery,
+    flood: &'a FloodControl,
+    max_line: usize,
+    now: Instant,
+}
+
 impl Server {
-    /// Reads from `id` until `WouldBlock`, EOF, an error, or one of the per-turn budgets.
+    /// Reads from `id` until `WouldBlock`, EOF, an error, one of the per-turn budgets, or its
+    /// flood budget; a held client is not read at all.
     pub(super) fn read_from(&mut self, id: ClientId, now: Instant) {
         let mut budget = READ_BUDGET;
         let mut lines = LINES_PER_TURN;
         // Once per turn: the per-turn budgets are per client, and a client left over from the
         // last turn may have a readable event in this one too.
         match self.delivery.get_mut(id) {
+            Some(conn) if conn.is_held() => {
+                // It sent more while it waits for its flood budget: it is being slowed down.
+                if conn.flood.waiting {
+                    self.tell_slowed(id);
+                }
+                return;
+            }
             Some(conn) if conn.read_in_turn != self.turns => conn.read_in_turn = self.turns,
             _ => return,
         }
         self.readers.push(id);
-        if self.delivery.queued() >= TURN_OUTPUT || !self.decode_unread(id, &mut lines, now) {
+        if self.delivery.queued() >= TURN_OUTPUT {
             self.unfinished_reads.push(id);
             return;
         }
+        let stop = self.decode_unread(id, &mut lines, now);
+        if stop != Stop::Done {
+            self.hold(id, stop);
+            return;
+        }
         loop {
+            // Checked before reading, so a client out of budget is left in its socket.
+            let stop = self.feed(now).may_take(id);
+            if stop != Stop::Done {
+                self.hold(id, stop);
+                return;
+            }
             let Some(conn) = self.delivery.get_mut(id) else {
                 return;
             };
-            if conn.state != State::Open {
-                return;
-            }
             match conn.stream.read(&mut self.read_buf) {
                 Ok(0) => {
                     self.end_of_input(id, now);
                     return;
                 }
                 Ok(n) => {
+                    self.delivery.metrics.bytes_received += n as u64;
                     // Only the size: the bytes may hold a password.
                     log::trace!("client {}: read {n} bytes", id.index());
-                    let input = &self.read_buf[..n];
-                    let (chat, delivery) = (&mut self.chat, &mut self.delivery);
-                    let used = feed_chat(chat, delivery, self.max_line, id, input, &mut lines, now);
+                    let mut feed = Feed {
+                        chat: &mut self.chat,
+                        delivery: &mut self.delivery,
+                        flood: &self.flood,
+                        max_line: self.max_line,
+                        now,
+                    };
+                    let (used, stop) = feed.lines(id, &self.read_buf[..n], &mut lines);
                     if used < n {
-                        // Out of lines for this turn: the rest waits for the next one.
                         if let Some(conn) = self.delivery.get_mut(id) {
                             conn.unread.extend_from_slice(&self.read_buf[used..n]);
                         }
-                        self.unfinished_reads.push(id);
+                    }
+                    if stop != Stop::Done {
+                        self.hold(id, stop);
                         return;
                     }
                     budget = budget.saturating_sub(n);
@@ -75,23 +132,91 @@ impl Server {
         }
     }
 
-    /// Decodes input of `id` left over from an earlier turn; false if some is still left.
-    fn decode_unread(&mut self, id: ClientId, lines: &mut usize, now: Instant) -> bool {
+    /// Connections whose flood wait is over, and those the chat takes lines from again, are
+    /// read next (their sockets may hold input that gives no new readiness event).
+    pub(super) fn resume_held(&mut self, now: Instant) {
+        while let Some(id) = self.flood.next_resumed(now) {
+            if let Some(conn) = self.delivery.get_mut(id) {
+                if conn.flood.waiting {
+                    conn.flood.waiting = false;
+                    self.unfinished_reads.push(id);
+                }
+            }
+        }
+    }
+
+    /// The chat may take lines from `id` again (its nick claim was decided): read it next turn.
+    pub(super) fn resume_if_chat_wants(&mut self, id: ClientId) {
+        if let Some(conn) = self.delivery.get_mut(id) {
+            if conn.waiting_for_chat && self.chat.wants_input(id) {
+                conn.waiting_for_chat = false;
+                self.unfinished_reads.push(id);
+            }
+        }
+    }
+
+    /// The parts of the server that feeding lines to the chat at `now` needs.
+    fn feed(&mut self, now: Instant) -> Feed<'_> {
+        Feed {
+            chat: &mut self.chat,
+            delivery: &mut self.delivery,
+            flood: &self.flood,
+            max_line: self.max_line,
+            now,
+        }
+    }
+
+    /// Holds `id` for the reason its input stopped being taken.
+    fn hold(&mut self, id: ClientId, stop: Stop) {
         let Some(conn) = self.delivery.get_mut(id) else {
-            return true;
+            return;
+        };
+        match stop {
+            Stop::Done | Stop::Closed => {}
+            Stop::Turn => self.unfinished_reads.push(id),
+            Stop::Chat => conn.waiting_for_chat = true,
+            Stop::Flood => {
+                self.flood.wait(id, &mut conn.flood);
+                let lines_wait = !conn.unread.is_empty();
+                self.delivery.metrics.flood_delays += 1;
+                // Lines it sent are waiting already: it is being slowed down.
+                if lines_wait {
+                    self.tell_slowed(id);
+                }
+            }
+        }
+    }
+
+    /// Tells `id` it is being slowed down, once a flood.
+    fn tell_slowed(&mut self, id: ClientId) {
+        let Some(conn) = self.delivery.get_mut(id) else {
+            return;
+        };
+        if let Some(notice) = self.flood.notice_for(&mut conn.flood) {
+            self.delivery.send(id, notice);
+        }
+    }
+
+    /// Decodes input of `id` left over from an earlier turn.
+    fn decode_unread(&mut self, id: ClientId, lines: &mut usize, now: Instant) -> Stop {
+        let Some(conn) = self.delivery.get_mut(id) else {
+            return Stop::Closed;
         };
         if conn.unread.is_empty() {
-            return true;
+            return Stop::Done;
         }
-        let mut unread = std::mem::take(&mut conn.unread);
-        let (chat, delivery) = (&mut self.chat, &mut self.delivery);
-        let used = feed_chat(chat, delivery, self.max_line, id, &unread, lines, now);
-        unread.drain(..used);
-        let done = unread.is_empty();
+        let unread = std::mem::take(&mut conn.unread);
+        let (used, stop) = self.feed(now).lines(id, &unread, lines);
         if let Some(conn) = self.delivery.get_mut(id) {
-            conn.unread = if done { Vec::new() } else { unread };
+            conn.unread = if used == unread.len() {
+                Vec::new()
+            } else {
+                let mut rest = unread;
+                rest.drain(..used);
+                rest
+            };
         }
-        done
+        stop
     }
 
     /// The client closed its side. Its last answers may still be queued and it may still be
@@ -102,41 +227,83 @@ impl Server {
             self.delivery.doom(id, DropReason::Eof);
             return;
         }
-        self.delivery.close(id);
+        self.delivery.close_for(id, Disconnect::Closed);
         self.chat.disconnect(id, now, &mut self.delivery);
     }
 }
 
-/// Hands the lines in `input` from client `id` to the chat, at most `lines` of them (taken
-/// off that budget); returns how many bytes were used. The rest must be fed again later.
-fn feed_chat(
-    chat: &mut Chat,
-    delivery: &mut Delivery,
-    max_line: usize,
-    id: ClientId,
-    input: &[u8],
-    lines: &mut usize,
-    now: Instant,
-) -> usize {
-    let Some(conn) = delivery.get_mut(id) else {
-        return input.len();
-    };
-    // The decoder is taken out so the chat can queue output to this same connection.
-    let mut decoder = std::mem::take(&mut conn.decoder);
-    let used = decoder.feed_lines(input, max_line, lines, |decoded| {
-        // A client dropped in the middle of its input (it overflowed its output buffer) is
-        // not worth any more work.
-        if !delivery.is_open(id) {
-            return;
+impl Feed<'_> {
+    /// Whether `id`'s next line may be handled now: it is open, has a flood token, and the
+    /// chat takes its lines.
+    fn may_take(&mut self, id: ClientId) -> Stop {
+        let Some(conn) = self.delivery.get_mut(id) else {
+            return Stop::Closed;
+        };
+        if conn.state != State::Open {
+            Stop::Closed
+        } else if !self.flood.allows(&conn.flood, self.now) {
+            Stop::Flood
+        } else if !self.chat.wants_input(id) {
+            Stop::Chat
+        } else {
+            Stop::Done
         }
-        match decoded {
-            Decoded::Line(text) => chat.handle_line(id, text, now, delivery),
-            Decoded::Refused(error) => chat.reject_line(id, error, delivery),
-            Decoded::Telnet(answer) => delivery.send(id, answer),
-        }
-    });
-    if let Some(conn) = delivery.get_mut(id) {
-        conn.decoder = decoder;
     }
-    used
+
+    /// Hands the lines in `input` from client `id` to the chat while it may send them, at most
+    /// `lines` of them (taken off that budget). Returns how many bytes were used (the rest must
+    /// be fed again later) and why it stopped.
+    fn lines(&mut self, id: ClientId, input: &[u8], lines: &mut usize) -> (usize, Stop) {
+        let Some(conn) = self.delivery.get_mut(id) else {
+            return (input.len(), Stop::Closed);
+        };
+        // The decoder is taken out so the chat can queue output to this same connection.
+        let mut decoder = std::mem::take(&mut conn.decoder);
+        let mut used = 0;
+        let stop =
+            loop {
+                if used == input.len() {
+                    break Stop::Done;
+                }
+                if *lines == 0 {
+                    break Stop::Turn;
+                }
+                match self.may_take(id) {
+                    Stop::Done => {}
+                    Stop::Closed => {
+                        used = input.len();
+                        break Stop::Closed;
+                    }
+                    stop => break stop,
+                }
+                // One line at a time: whether the next one may be handled depends on this one.
+                let mut one = 1;
+                let mut cost = 0;
+                let (chat, delivery, now) = (&mut *self.chat, &mut *self.delivery, self.now);
+                let priced = self.flood.is_on();
+                used += decoder.feed_lines(&input[used..], self.max_line, &mut one, |decoded| {
+                    match decoded {
+                        Decoded::Line(text) => {
+                            cost = if priced { line_cost(text) } else { 1 };
+                            delivery.metrics.lines_received += 1;
+                            chat.handle_line(id, text, now, delivery);
+                        }
+                        Decoded::Refused(error) => {
+                            cost = 1;
+                            delivery.metrics.lines_received += 1;
+                            chat.reject_line(id, error, delivery);
+                        }
+                        Decoded::Telnet(answer) => delivery.send(id, answer),
+                    }
+                });
+                *lines -= 1 - one;
+                if let Some(conn) = self.delivery.get_mut(id) {
+                    self.flood.charge(&mut conn.flood, cost, self.now);
+                }
+            };
+        if let Some(conn) = self.delivery.get_mut(id) {
+            conn.decoder = decoder;
+        }
+        (used, stop)
+    }
 }

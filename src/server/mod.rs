@@ -7,7 +7,8 @@
 //! 1. wait for readiness (or the next timer);
 //! 2. accept new clients (`accept`), read ready clients once each (`input`: at most
 //!    `READ_BUDGET` bytes and `LINES_PER_TURN` lines, so one flooder cannot starve the rest;
-//!    the remainder is read next turn);
+//!    the remainder is read next turn; a client past its flood budget is not read until the
+//!    budget has a token again, `flood`);
 //! 3. take in what the cluster's Redis threads reported (`cluster_news`);
 //! 4. reap connections that died during the turn, telling the chat so it saves their sessions,
 //!    and write every connection that got output, one `write()` each (`delivery`, `closing`);
@@ -21,8 +22,14 @@ mod closing;
 mod cluster_news;
 mod connection;
 mod delivery;
+mod flood;
 mod input;
+mod linger;
+mod login_timeout;
+mod metrics;
+mod metrics_http;
 mod output;
+mod per_address;
 
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
@@ -39,6 +46,10 @@ use crate::config::Config;
 use accept::Admission;
 use auth::AuthWorker;
 use delivery::Delivery;
+use flood::FloodControl;
+use linger::Lingering;
+use login_timeout::LoginDeadlines;
+use metrics_http::MetricsEndpoint;
 
 pub use auth::{AccountWriter, ITERATIONS, LANES, MEMORY_KIB};
 pub use closing::ShutdownHandle;
@@ -46,6 +57,13 @@ pub use closing::ShutdownHandle;
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
 const SIGNALS: Token = Token(usize::MAX - 3);
+const METRICS_LISTENER: Token = Token(usize::MAX - 4);
+/// Tokens from here on (below the ones above) are the keys of metrics requests
+/// (`metrics_http.rs`) plus this.
+const HTTP_TOKENS: usize = LINGER_TOKENS + (1 << (usize::BITS - 3));
+/// Tokens from here to [`HTTP_TOKENS`] are the keys of lingering sockets (`linger.rs`) plus
+/// this; client tokens are slab keys, far below.
+const LINGER_TOKENS: usize = 1 << (usize::BITS - 2);
 
 /// The most lines of one connection handled in one turn: a line can become output for every
 /// member of a room, so this bounds the output one client causes before everybody's buffers
@@ -75,6 +93,15 @@ pub struct Server {
     delivery: Delivery,
     /// The listener, and who may come in.
     admission: Admission,
+    /// Sockets turned away and answered metrics requests, kept until their peer has read
+    /// the last line and closed.
+    linger: Lingering,
+    /// Connections that must set a nick by a deadline.
+    logins: LoginDeadlines,
+    /// Flood control, and the connections waiting for their flood budget.
+    flood: FloodControl,
+    /// `--metrics`: the listener and the requests being answered.
+    metrics_endpoint: Option<MetricsEndpoint>,
     read_buf: Vec<u8>,
     /// Connections that used up a per-turn budget and still have input waiting.
     unfinished_reads: Vec<ClientId>,
@@ -100,6 +127,13 @@ impl Server {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let metrics_endpoint = match config.metrics {
+            Some(addr) => Some(
+                MetricsEndpoint::bind(addr, poll.registry())
+                    .map_err(|e| io::Error::new(e.kind(), format!("--metrics {addr}: {e}")))?,
+            ),
+            None => None,
+        };
         let cluster = match &config.redis {
             Some(url) => Some(join_cluster(config, url, &waker)?),
             None => None,
@@ -116,7 +150,11 @@ impl Server {
             signals: None,
             chat: Chat::new(config.chat()),
             delivery: Delivery::new(config.sendq as usize, cluster, auth),
-            admission: Admission::new(listener, config.connection_limit()),
+            admission: Admission::new(listener, config.connection_limit(), config.max_per_ip),
+            linger: Lingering::default(),
+            logins: LoginDeadlines::new(config.login_timeout),
+            flood: FloodControl::new(config.flood_rate, config.flood_burst),
+            metrics_endpoint,
             read_buf: vec![0; READ_BUFFER],
             unfinished_reads: Vec::new(),
             next_housekeeping: Instant::now() + HOUSEKEEPING,
@@ -131,6 +169,12 @@ impl Server {
     /// The address the listener is bound to (useful after binding port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the metrics endpoint (`--metrics`), if there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        let endpoint = self.metrics_endpoint.as_ref()?;
+        endpoint.local_addr().ok()
     }
 
     /// A handle that stops this server from another thread.
@@ -166,6 +210,7 @@ impl Server {
             }
             let now = Instant::now();
             self.turns += 1;
+            self.resume_held(now);
             for id in std::mem::take(&mut self.unfinished_reads) {
                 self.read_from(id, now);
             }
@@ -174,6 +219,14 @@ impl Server {
                     LISTENER => self.accept_clients(now),
                     WAKER => {}
                     SIGNALS => self.take_signals(),
+                    METRICS_LISTENER => self.accept_metrics_requests(now),
+                    Token(token) if token >= HTTP_TOKENS => {
+                        self.serve_metrics_request(token - HTTP_TOKENS, now);
+                    }
+                    Token(token) if token >= LINGER_TOKENS => {
+                        self.linger
+                            .readable(self.poll.registry(), token - LINGER_TOKENS);
+                    }
                     Token(index) => {
                         let id = ClientId::new(index);
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -190,6 +243,7 @@ impl Server {
             self.take_auth_answers(now);
             self.reap_and_flush(now);
             self.release_idle_memory(now);
+            self.delivery.metrics.turn_took(now.elapsed());
         }
         self.shut_down();
         Ok(())
@@ -225,6 +279,12 @@ impl Server {
             housekeeping,
             self.admission.paused_until(),
             self.delivery.next_close_deadline(),
+            self.linger.next_deadline(),
+            self.logins.next_deadline(),
+            self.flood.next_resume(),
+            self.metrics_endpoint
+                .as_ref()
+                .and_then(MetricsEndpoint::next_deadline),
             self.release_at,
             cluster_tick,
         ]
@@ -244,11 +304,15 @@ impl Server {
         }
     }
 
-    /// The timers: accepting again after a pause, goodbyes overdue, saved sessions expired.
+    /// The timers: accepting again after a pause, goodbyes overdue, sockets turned away that
+    /// linger too long, metrics requests too slow, logins too slow, saved sessions expired.
     fn housekeeping(&mut self, now: Instant) {
         if self.admission.pause_over(now) {
             self.accept_clients(now);
         }
+        self.linger.expire(self.poll.registry(), now);
+        self.expire_metrics_requests(now);
+        self.expire_logins(now);
         while let Some(id) = self.delivery.next_overdue_goodbye(now) {
             self.close(id);
         }

@@ -18,6 +18,8 @@ pub const LINE_TIMEOUT: Duration = Duration::from_secs(15);
 /// A server running in a thread of the test process, stopped (gracefully) on drop.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// Where its metrics are served, with `--metrics`.
+    pub metrics_addr: Option<SocketAddr>,
     handle: ShutdownHandle,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
@@ -34,10 +36,12 @@ impl TestServer {
         tweak(&mut config);
         let server = Server::bind(&config).expect("bind a free port");
         let addr = server.local_addr();
+        let metrics_addr = server.metrics_addr();
         let handle = server.shutdown_handle();
         let thread = std::thread::spawn(move || server.run());
         Self {
             addr,
+            metrics_addr,
             handle,
             thread: Some(thread),
         }
@@ -130,6 +134,22 @@ pub fn free_addr() -> SocketAddr {
     listener.local_addr().expect("local address")
 }
 
+/// Sends `request` to the HTTP server at `addr` as it is and returns the whole answer (the
+/// metrics endpoint closes the connection after it).
+pub fn http(addr: SocketAddr, request: &[u8]) -> String {
+    use std::io::Read;
+    let mut stream = TcpStream::connect(addr).expect("connect to the HTTP server");
+    stream
+        .set_read_timeout(Some(LINE_TIMEOUT))
+        .expect("timeout");
+    stream.write_all(request).expect("send the request");
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .expect("the answer, then end of file");
+    String::from_utf8(answer).expect("an ASCII answer")
+}
+
 /// A test client speaking the line protocol over a real socket.
 pub struct Client {
     reader: BufReader<TcpStream>,
@@ -139,7 +159,22 @@ pub struct Client {
 impl Client {
     /// Connects without reading anything.
     pub fn connect_raw(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).expect("connect to the server");
+        Self::over(TcpStream::connect(addr).expect("connect to the server"))
+    }
+
+    /// Connects from the loopback address `source` (any of 127.0.0.0/8), without reading
+    /// anything: a client from another address, as far as the server can tell.
+    pub fn connect_raw_from(addr: SocketAddr, source: [u8; 4]) -> Self {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("a socket");
+        let from = SocketAddr::from((source, 0));
+        socket.bind(&from.into()).expect("bind a loopback address");
+        socket.connect(&addr.into()).expect("connect to the server");
+        Self::over(socket.into())
+    }
+
+    /// A client on a connected socket.
+    fn over(stream: TcpStream) -> Self {
         stream
             .set_read_timeout(Some(LINE_TIMEOUT))
             .expect("timeout");

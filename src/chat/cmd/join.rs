@@ -9,8 +9,14 @@ pub(super) fn join(chat: &mut Chat, id: ClientId, room_name: &str, out: &mut imp
         out.send(id, messages::invalid_room(&mut chat.line, room_name));
         return;
     }
+    let key = name_key(room_name);
+    if chat.rooms.would_pass(&key, chat.config.max_rooms) {
+        let line = messages::too_many_rooms_on_server(&mut chat.line, chat.config.max_rooms);
+        out.send(id, line);
+        return;
+    }
     // A room that already exists on other nodes keeps the spelling it has there.
-    let spelling = chat.remote.room_name(&name_key(room_name));
+    let spelling = chat.remote.room_name(&key);
     let room = chat.rooms.get_or_create(room_name, spelling);
     let max_rooms = chat.config.max_rooms_per_user;
     let Some(client) = chat.clients.get_mut(id) else {

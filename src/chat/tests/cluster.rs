@@ -142,6 +142,36 @@ fn shared_registry_decides_nicks_and_lines_wait_for_it() {
 }
 
 #[test]
+fn while_a_claim_is_pending_the_chat_asks_for_no_more_lines_than_it_keeps() {
+    let (mut chat, mut out, now) = shared();
+    chat.connect(id(0), &mut out);
+    out.inner.take(0);
+    assert!(chat.wants_input(id(0)));
+    chat.handle_line(id(0), "/nick alice", now, &mut out);
+    let mut sent = 0;
+    while chat.wants_input(id(0)) {
+        chat.handle_line(id(0), &format!("line {sent}"), now, &mut out);
+        sent += 1;
+        assert!(sent <= 1000, "the queue has no bound");
+    }
+    assert!(
+        out.inner.take(0).is_empty(),
+        "nothing refused, nothing said"
+    );
+    chat.finish_claim(id(0), "alice", ClaimOutcome::Granted(None), now, &mut out);
+    assert!(chat.wants_input(id(0)));
+    let lines = out.inner.take(0);
+    assert_eq!(
+        lines.len(),
+        sent + 1,
+        "the welcome, then every line in order"
+    );
+    for (n, line) in lines[1..].iter().enumerate() {
+        assert_eq!(line, &format!("You: line {n}"));
+    }
+}
+
+#[test]
 fn shared_registry_refusals_and_stale_answers() {
     let (mut chat, mut out, now) = shared();
     chat.connect(id(0), &mut out);

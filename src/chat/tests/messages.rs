@@ -182,6 +182,16 @@ fn samples() -> Vec<(&'static str, String)> {
         index += 1;
     }
     all.push(("server_full", SERVER_FULL.into()));
+    all.push((
+        "too_many_rooms_on_server",
+        too_many_rooms_on_server(&mut b, 100_000).into(),
+    ));
+    all.push((
+        "too_many_from_address",
+        too_many_from_address(&mut b, 20).into(),
+    ));
+    all.push(("login_timeout", login_timeout(&mut b, 60).into()));
+    all.push(("flood_slowed", flood_slowed(&mut b, 10, 20).into()));
     all.into_iter()
         .map(|(name, bytes)| {
             let text = String::from_utf8(bytes).expect("lines are UTF-8");

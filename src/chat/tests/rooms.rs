@@ -232,6 +232,50 @@ fn rooms_per_user_are_capped() {
 }
 
 #[test]
+fn rooms_on_the_server_are_capped() {
+    let mut h = Harness::with(ChatConfig {
+        max_rooms: 3,
+        ..ChatConfig::default()
+    });
+    h.login(0, "alice");
+    h.login(1, "bob");
+    h.ask(0, "/join a");
+    h.ask(0, "/join b");
+    assert_eq!(
+        h.ask(1, "/join c"),
+        ["! too many rooms on this server (max 3)"]
+    );
+    // Rooms that exist can still be joined; a room that empties makes room for a new one.
+    assert_eq!(h.ask(1, "/join A"), ["* Joined a. Active room: a."]);
+    h.ask(0, "/leave b");
+    assert_eq!(h.ask(1, "/join c"), ["* Joined c. Active room: c."]);
+    assert_eq!(h.ask(0, "/rooms"), ["* Rooms (3): a (2), c (1), main (2)"]);
+}
+
+#[test]
+fn a_restored_session_does_not_create_rooms_past_the_cap() {
+    let mut h = Harness::with(ChatConfig {
+        max_rooms: 3,
+        ..ChatConfig::default()
+    });
+    h.login(0, "alice");
+    h.ask(0, "/join a");
+    h.ask(0, "/join b");
+    h.drop_client(0);
+    h.login(1, "bob");
+    h.ask(1, "/join x");
+    h.ask(1, "/join b");
+    h.connect(2);
+    assert_eq!(
+        h.ask(2, "/nick alice"),
+        [
+            "* Welcome back, alice. Rooms: main, b. Active room: b.",
+            "! too many rooms on this server (max 3)",
+        ]
+    );
+}
+
+#[test]
 fn long_lists_are_cut_to_the_busiest_rooms_and_first_members() {
     let mut h = Harness::new();
     for id in 0..=MAX_LISTED {
