@@ -201,6 +201,9 @@ fn start_servers(args: &Args) -> Result<Servers, String> {
         let mut command = Command::new(&bin);
         command
             .args(["--listen", &addr.to_string(), "--log-level", "warn"])
+            // Hundreds of clients from one address, talking in bursts on purpose: the limits
+            // for people would only slow the churn down (and are tested in tests/limits.rs).
+            .args(["--max-per-ip", "0", "--flood-rate", "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         let name = node_name(index);
