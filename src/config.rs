@@ -171,6 +171,17 @@ pub struct Config {
     )]
     pub history_days: u64,
 
+    /// Memory the server may use, in bytes; near it, new connections are turned away and the
+    /// clients with the biggest unread output dropped. 0: the limit of the cgroup the server
+    /// runs in (a systemd MemoryMax=, a container's), if it has one.
+    #[arg(
+        long,
+        env = "CHAT_MAX_MEMORY",
+        default_value_t = 0,
+        value_name = "BYTES"
+    )]
+    pub max_memory: u64,
+
     /// Cluster mode: share rooms, nicks and sessions with other nodes through this Redis server
     /// (e.g. redis://127.0.0.1:6379/). Without it the server runs standalone.
     #[arg(long, env = "CHAT_REDIS", value_name = "URL")]
@@ -195,6 +206,7 @@ impl Config {
             max_saved_sessions: ChatConfig::DEFAULT_MAX_SAVED_SESSIONS,
             max_rooms_per_user: ChatConfig::DEFAULT_MAX_ROOMS_PER_USER,
             announce_limit: ChatConfig::DEFAULT_ANNOUNCE_LIMIT,
+            max_memory: 0,
             history: ChatConfig::DEFAULT_HISTORY,
             history_bytes: ChatConfig::DEFAULT_HISTORY_BYTES,
             history_days: ChatConfig::DEFAULT_HISTORY_DAYS,

@@ -64,7 +64,7 @@ pub use history::{HistoryLimits, StoredMessage};
 pub use ids::ClientId;
 pub(crate) use ids::RoomId;
 pub use mailbox::KeptPrivate;
-pub use messages::SERVER_FULL;
+pub use messages::{SERVER_BUSY, SERVER_FULL};
 pub use outbox::Outbox;
 pub use rooms::MAIN_ROOM;
 pub use storage::{Change, RoomSnapshot, Snapshot};

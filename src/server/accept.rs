@@ -18,7 +18,7 @@ use super::linger::drain_now;
 use super::metrics::Disconnect;
 use super::per_address::PerAddress;
 use super::Server;
-use crate::chat::{ClientId, SERVER_FULL};
+use crate::chat::{ClientId, SERVER_BUSY, SERVER_FULL};
 
 /// Listen backlog; the kernel caps it at `net.core.somaxconn`.
 const BACKLOG: i32 = 4096;
@@ -45,6 +45,8 @@ pub(crate) enum Refusal {
     Full,
     /// `--max-per-ip` connections from its address already.
     PerAddress,
+    /// The process is near its memory limit.
+    Memory,
 }
 
 /// The listener and the rules for who may come in.
@@ -213,6 +215,10 @@ impl Server {
             self.turn_away(stream, addr, now, Refusal::PerAddress);
             return;
         }
+        if self.memory.refusing() {
+            self.turn_away(stream, addr, now, Refusal::Memory);
+            return;
+        }
         let entry = self.delivery.connections.vacant_entry();
         let id = ClientId::new(entry.key());
         let interest = Interest::READABLE | Interest::WRITABLE;
@@ -246,12 +252,14 @@ impl Server {
                 self.admission.per_address.refusal.as_slice(),
                 "too many connections from one address",
             ),
+            Refusal::Memory => (SERVER_BUSY, "near the memory limit"),
         };
         say_and_shut(&mut stream, line);
         self.admission.note_refusal(addr, now, reason);
         self.delivery.metrics.disconnected(match why {
             Refusal::Full => Disconnect::ServerFull,
             Refusal::PerAddress => Disconnect::PerIp,
+            Refusal::Memory => Disconnect::Memory,
         });
         self.linger.hold(self.poll.registry(), stream, now);
     }

@@ -45,6 +45,7 @@ impl Server {
     pub(super) fn reap(&mut self, now: Instant) {
         while let Some((id, reason)) = self.delivery.doomed.pop() {
             if let Some(conn) = self.delivery.connections.try_remove(id.index()) {
+                self.delivery.forget(&conn);
                 self.delivery.metrics.disconnected(reason.disconnect());
                 let peer = conn.peer;
                 self.release(conn);
@@ -53,6 +54,9 @@ impl Server {
                     DropReason::SlowConsumer => info!(
                         "client {index} ({peer}) dropped: output buffer passed {} bytes (not reading)",
                         self.delivery.sendq()
+                    ),
+                    DropReason::Memory => info!(
+                        "client {index} ({peer}) dropped near the memory limit (not reading)"
                     ),
                     DropReason::Eof => debug!("client {index} ({peer}) disconnected"),
                     DropReason::Error(kind) => {
@@ -67,6 +71,7 @@ impl Server {
     /// Closes a connection whose goodbye has been written; the chat already forgot it.
     pub(super) fn close(&mut self, id: ClientId) {
         if let Some(mut conn) = self.delivery.connections.try_remove(id.index()) {
+            self.delivery.forget(&conn);
             self.delivery.metrics.disconnected(conn.ending);
             conn.close_gracefully(&mut self.read_buf);
             self.release(conn);

@@ -24,6 +24,13 @@ use super::output::{BufferPool, Span, TurnOutput};
 use crate::chat::{AuthJob, ClientId, Event, Outbox};
 use crate::cluster::Cluster;
 
+/// Once this much output has been queued in a turn, the remaining input waits for the next turn,
+/// after everything queued has been written. A storm of joins to a big room (every join is a
+/// notice to every member) would otherwise build hundreds of megabytes of output buffers in one
+/// turn, and the heap would keep them. Far above what a busy room produces in a turn (80 lines
+/// to 5,000 members is 26 MB), so it never splits such a turn.
+const TURN_OUTPUT: usize = 32 * 1024 * 1024;
+
 /// How long a connection that said goodbye (`/quit`, end of input) waits for its peer to take
 /// its last lines before it is closed anyway.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
@@ -37,6 +44,8 @@ pub(crate) enum DropReason {
     Error(ErrorKind),
     /// Its output passed `--sendq`: it does not read.
     SlowConsumer,
+    /// Near the memory limit, its unread output was among the biggest.
+    Memory,
 }
 
 impl DropReason {
@@ -46,6 +55,7 @@ impl DropReason {
             DropReason::Eof => Disconnect::Closed,
             DropReason::Error(_) => Disconnect::Error,
             DropReason::SlowConsumer => Disconnect::SlowReader,
+            DropReason::Memory => Disconnect::Memory,
         }
     }
 }
@@ -62,6 +72,13 @@ pub(crate) struct Delivery {
     pool: BufferPool,
     /// Bytes queued for clients this turn.
     queued: usize,
+    /// Bytes queued for all clients and not written yet.
+    pending_total: usize,
+    /// The most output all clients together may have waiting (under a memory limit).
+    output_budget: Option<usize>,
+    /// Set when `pending_total` passed `output_budget`: reading stops for the turn, and the
+    /// loop drops the clients with the biggest queues.
+    over_budget: bool,
     /// This turn's lines, each stored once; connections hold spans of it until the flush.
     turn: TurnOutput,
     /// Where a connection's lines of the turn are gathered for its write.
@@ -90,6 +107,9 @@ impl Delivery {
             doomed: Vec::new(),
             pool: BufferPool::default(),
             queued: 0,
+            pending_total: 0,
+            output_budget: None,
+            over_budget: false,
             turn: TurnOutput::default(),
             scratch: Vec::new(),
             closing: VecDeque::new(),
@@ -106,9 +126,37 @@ impl Delivery {
         self.connections.get_mut(id.index())
     }
 
-    /// Bytes queued for clients in this turn so far.
-    pub(crate) fn queued(&self) -> usize {
-        self.queued
+    /// Whether this turn has queued all the output it may: past [`TURN_OUTPUT`] (or a quarter
+    /// of the output budget), or past the output budget, input waits for the next turn.
+    pub(crate) fn turn_full(&self) -> bool {
+        let turn_limit = self
+            .output_budget
+            .map_or(TURN_OUTPUT, |budget| (budget / 4).min(TURN_OUTPUT));
+        self.queued >= turn_limit || self.over_budget
+    }
+
+    /// Limits the output all clients together may have waiting (`None`: no limit but each
+    /// client's `--sendq`).
+    pub(crate) fn set_output_budget(&mut self, budget: Option<usize>) {
+        self.output_budget = budget;
+    }
+
+    /// The output budget, if it is passed: then the biggest queues must go.
+    pub(crate) fn over_budget(&self) -> Option<usize> {
+        self.output_budget.filter(|_| self.over_budget)
+    }
+
+    /// Bytes queued for all clients and not written yet.
+    pub(crate) fn pending_total(&self) -> usize {
+        self.pending_total
+    }
+
+    /// A connection taken out of the slab: what it still had queued is no longer pending.
+    pub(crate) fn forget(&mut self, conn: &Connection) {
+        self.pending_total = self.pending_total.saturating_sub(conn.pending());
+        self.over_budget = self
+            .output_budget
+            .is_some_and(|budget| self.pending_total > budget);
     }
 
     /// The per-connection output limit in bytes.
@@ -186,7 +234,9 @@ impl Delivery {
             }
             let before = conn.pending();
             let flushed = conn.flush(&self.turn, &mut self.scratch, &mut self.pool);
-            self.metrics.bytes_sent += (before - conn.pending()) as u64;
+            let written = before - conn.pending();
+            self.metrics.bytes_sent += written as u64;
+            self.pending_total = self.pending_total.saturating_sub(written);
             match flushed {
                 Ok(Flushed::All) if conn.state == State::Closing => finished.push(id),
                 Ok(_) => {}
@@ -195,6 +245,9 @@ impl Delivery {
         }
         // Every connection has taken its lines of the turn (doomed ones are dropped unread).
         self.turn.clear();
+        self.over_budget = self
+            .output_budget
+            .is_some_and(|budget| self.pending_total > budget);
         // Keep the list's allocation for the next turn.
         let mut dirty = dirty;
         dirty.clear();
@@ -239,7 +292,9 @@ impl Delivery {
             // one turn: give the socket what it takes now before calling the client slow.
             let before = conn.pending();
             let flushed = conn.flush(&self.turn, &mut self.scratch, &mut self.pool);
-            self.metrics.bytes_sent += (before - conn.pending()) as u64;
+            let written = before - conn.pending();
+            self.metrics.bytes_sent += written as u64;
+            self.pending_total = self.pending_total.saturating_sub(written);
             let reason = match flushed {
                 Ok(_) if conn.queue(span, self.sendq, &mut self.pool) => None,
                 Ok(_) => Some(DropReason::SlowConsumer),
@@ -247,12 +302,20 @@ impl Delivery {
             };
             if let Some(reason) = reason {
                 conn.state = State::Doomed;
+                self.pending_total = self.pending_total.saturating_sub(conn.pending());
                 conn.discard_output(&mut self.pool);
                 self.doomed.push((to, reason));
                 return;
             }
         }
         self.queued += span.len();
+        self.pending_total += span.len();
+        if self
+            .output_budget
+            .is_some_and(|budget| self.pending_total > budget)
+        {
+            self.over_budget = true;
+        }
         add_to_dirty(conn, to, &mut self.dirty);
     }
 }

@@ -20,13 +20,6 @@ use super::{Server, LINES_PER_TURN, READ_BUDGET};
 use crate::chat::{Chat, ClientId, Outbox};
 use crate::protocol::{line_cost, Decoded};
 
-/// Once this much output has been queued in a turn, the remaining input waits for the next turn,
-/// after everything queued has been written. A storm of joins to a big room (every join is a
-/// notice to every member) would otherwise build hundreds of megabytes of output buffers in one
-/// turn, and the heap would keep them. Far above what a busy room produces in a turn (80 lines
-/// to 5,000 members is 26 MB), so it never splits such a turn.
-const TURN_OUTPUT: usize = 32 * 1024 * 1024;
-
 /// Why a client's input stopped being taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stop {
@@ -71,7 +64,7 @@ impl Server {
             _ => return,
         }
         self.readers.push(id);
-        if self.delivery.queued() >= TURN_OUTPUT {
+        if self.delivery.turn_full() {
             self.unfinished_reads.push(id);
             return;
         }
@@ -117,7 +110,7 @@ impl Server {
                         return;
                     }
                     budget = budget.saturating_sub(n);
-                    if budget == 0 || self.delivery.queued() >= TURN_OUTPUT {
+                    if budget == 0 || self.delivery.turn_full() {
                         self.unfinished_reads.push(id);
                         return;
                     }

@@ -26,13 +26,15 @@ pub(crate) enum Disconnect {
     PerIp,
     /// Turned away: `--max-connections` reached, or no file descriptor left.
     ServerFull,
+    /// Turned away, or dropped for the biggest unread output, near the memory limit.
+    Memory,
     /// The server shut down.
     Shutdown,
 }
 
 impl Disconnect {
     /// Every reason, in the order they are rendered.
-    const ALL: [Disconnect; 8] = [
+    const ALL: [Disconnect; 9] = [
         Disconnect::Quit,
         Disconnect::Closed,
         Disconnect::Error,
@@ -40,6 +42,7 @@ impl Disconnect {
         Disconnect::LoginTimeout,
         Disconnect::PerIp,
         Disconnect::ServerFull,
+        Disconnect::Memory,
         Disconnect::Shutdown,
     ];
 
@@ -52,6 +55,7 @@ impl Disconnect {
             Disconnect::LoginTimeout => "login_timeout",
             Disconnect::PerIp => "per_ip",
             Disconnect::ServerFull => "server_full",
+            Disconnect::Memory => "memory",
             Disconnect::Shutdown => "shutdown",
         }
     }

@@ -26,6 +26,7 @@ mod flood;
 mod input;
 mod linger;
 mod login_timeout;
+mod memory;
 mod metrics;
 mod metrics_http;
 mod output;
@@ -49,6 +50,7 @@ use delivery::Delivery;
 use flood::FloodControl;
 use linger::Lingering;
 use login_timeout::LoginDeadlines;
+use memory::{MemoryBudget, Pressure};
 use metrics_http::MetricsEndpoint;
 
 pub use auth::{AccountWriter, ITERATIONS, LANES, MEMORY_KIB};
@@ -91,6 +93,8 @@ pub struct Server {
     chat: Chat,
     /// The connections, and the chat's outbox on top of them.
     delivery: Delivery,
+    /// The memory limit, and what to do near it.
+    memory: MemoryBudget,
     /// The listener, and who may come in.
     admission: Admission,
     /// Sockets turned away and answered metrics requests, kept until their peer has read
@@ -142,14 +146,34 @@ impl Server {
             None => Some(AuthWorker::start(Arc::clone(&waker), None)?),
             Some(_) => None,
         };
+        let max_memory = (config.max_memory > 0).then_some(config.max_memory);
+        let memory = MemoryBudget::new(max_memory, Instant::now());
+        let mut chat_config = config.chat();
+        if let Some(limit) = memory.limit() {
+            // Under a memory limit history may take an eighth of it, so that it cannot crowd
+            // out the connections (the default 64 MiB would fill a 64 MiB host alone).
+            let share = usize::try_from(limit / 8).unwrap_or(usize::MAX);
+            if chat_config.history.max_bytes > share {
+                info!("memory limit {limit} bytes: history kept within {share} bytes");
+                chat_config.history.max_bytes = share;
+            }
+        }
+        // Output for clients that do not read is what grows fast: under a memory limit it may
+        // take two fifths of it, all clients together.
+        let output_budget = memory
+            .limit()
+            .map(|limit| usize::try_from(limit / 5 * 2).unwrap_or(usize::MAX));
+        let mut delivery = Delivery::new(config.sendq as usize, cluster, auth);
+        delivery.set_output_budget(output_budget);
         Ok(Server {
             poll,
+            memory,
             local_addr,
             waker,
             stop: Arc::new(AtomicBool::new(false)),
             signals: None,
-            chat: Chat::new(config.chat()),
-            delivery: Delivery::new(config.sendq as usize, cluster, auth),
+            chat: Chat::new(chat_config),
+            delivery,
             admission: Admission::new(listener, config.connection_limit(), config.max_per_ip),
             linger: Lingering::default(),
             logins: LoginDeadlines::new(config.login_timeout),
@@ -242,6 +266,7 @@ impl Server {
             self.take_cluster_news(now);
             self.take_auth_answers(now);
             self.reap_and_flush(now);
+            self.relieve_memory(now);
             self.release_idle_memory(now);
             self.delivery.metrics.turn_took(now.elapsed());
         }
@@ -320,6 +345,53 @@ impl Server {
             self.next_housekeeping = now + HOUSEKEEPING;
             self.chat.expire_sessions(now, &mut self.delivery);
         }
+    }
+
+    /// Near the memory limit, drops the clients with the biggest unread output (they are the
+    /// ones that do not read) until enough is freed, and gives the memory back at once.
+    ///
+    /// Two signals: the output all clients have waiting passed its budget (a share of the
+    /// limit, counted exactly as it is queued), or the resident size read from the system came
+    /// near the limit (whatever the cause).
+    fn relieve_memory(&mut self, now: Instant) {
+        let from_output = self.delivery.over_budget().map(|budget| {
+            self.delivery
+                .pending_total()
+                .saturating_sub(budget * 6 / 10) as u64
+        });
+        let from_rss = match self.memory.check(now) {
+            Pressure::Drop(bytes) => Some(bytes),
+            Pressure::None | Pressure::Refuse => None,
+        };
+        let Some(wanted) = from_output.max(from_rss) else {
+            return;
+        };
+        let mut queues: Vec<(usize, ClientId)> = self
+            .delivery
+            .connections
+            .iter()
+            .map(|(index, conn)| (conn.pending(), ClientId::new(index)))
+            .filter(|&(pending, _)| pending > 0)
+            .collect();
+        queues.sort_unstable_by_key(|&(pending, _)| std::cmp::Reverse(pending));
+        let mut freed = 0u64;
+        let mut dropped = 0;
+        for (pending, id) in queues {
+            if freed >= wanted {
+                break;
+            }
+            self.delivery.doom(id, delivery::DropReason::Memory);
+            freed += pending as u64;
+            dropped += 1;
+        }
+        warn!(
+            "near the memory limit: dropped {dropped} clients with {freed} bytes of unread \
+             output; new connections are turned away until it eases"
+        );
+        self.reap_and_flush(now);
+        self.delivery.release_memory();
+        trim_heap();
+        self.memory.freed(freed);
     }
 
     /// After a quiet spell, gives the memory of the output path back. Only between turns: while

@@ -25,6 +25,11 @@ pub(crate) use notices::*;
 /// Sent (by the poll loop, before closing) to a client that arrives when the server is full.
 pub const SERVER_FULL: &[u8] = b"! server full\r\n";
 
+/// Sent (by the poll loop, before closing) to a client that arrives when the server is near its
+/// memory limit.
+pub const SERVER_BUSY: &[u8] =
+    b"! server busy: too little memory left for new connections; try again later\r\n";
+
 /// Formats `prefix` and `parts` as one line in `line`, reusing its allocation.
 pub(super) fn fill<'b>(line: &'b mut Vec<u8>, prefix: &str, parts: &[&str]) -> &'b [u8] {
     line.clear();

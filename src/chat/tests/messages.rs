@@ -182,6 +182,7 @@ fn samples() -> Vec<(&'static str, String)> {
         index += 1;
     }
     all.push(("server_full", SERVER_FULL.into()));
+    all.push(("server_busy", SERVER_BUSY.into()));
     all.push((
         "too_many_rooms_on_server",
         too_many_rooms_on_server(&mut b, 100_000).into(),
