@@ -23,6 +23,41 @@
 //! receiver stays for `grace` after E, and it is judged at the first answer to a command sent
 //! after that. Duplicates and order are then judged per connection (a user who reconnects to a
 //! node that lags could see a message again), not per user.
+//!
+//! # Replay of missed messages
+//!
+//! A user whose session is restored (`* Welcome back`) gets, before any live line, for each
+//! room of the session, the messages posted there after the server saw its old connection end
+//! (at a moment T the checker does not know), framed by `* Missed in ROOM: N messages ...` and
+//! `* End of missed messages in ROOM.`; then the private messages kept for it. The checker
+//! knows two bounds of T: it is after the old connection started to vanish (L: its `/quit` or
+//! its sync before vanishing was queued), and before G, the first tick at which a line showed
+//! that the server had let the connection go: the goodbye or the close read on it, a
+//! `* [ROOM] NICK disconnected` read by a connection whose stream was already past L (the
+//! answer to a command it sent after L came first), or a complete `/who` list, asked after L,
+//! of a room the user was in, without it. The return's `/nick` was queued at R and its welcome
+//! read at W. Then, standalone, per user (over its connections):
+//!
+//! - a replayed message is never one the user got live or in an earlier replay, comes once,
+//!   and after every message of the same sender in the same room the user already got (a
+//!   sender's messages in their order within a room; rooms are replayed one after the other,
+//!   so not across rooms);
+//! - a replayed message is from a room of the restored session, inside the frame of that room,
+//!   not the user's own, not confirmed by its echo before L (the server had it before T), and
+//!   not sent after W (the server had answered the `/nick` by then); a half line never;
+//! - a frame's count N is the number of lines that follow it, a room is framed once, the
+//!   private messages come after the rooms, and a live line never comes inside a frame;
+//! - a message of a room of the session, not the user's, sent after G and confirmed before R,
+//!   is owed: it is replayed, or counted among the frame's "K older ones are no longer kept"
+//!   (the soak runs its server with a large `--history`, so K stays 0). This is judged at the
+//!   first live line after the welcome, which ends the replay.
+//!
+//! What was sent between L and G (the server may have had it before or after T), or confirmed
+//! only after R, may be replayed or not: it is counted as uncertain, not judged; a return whose
+//! departure the checker did not see is counted, not judged. In cluster mode a session comes
+//! back from Redis without the marks a replay needs, so nothing is owed: a replay that comes
+//! anyway (a session only its own node had) is judged line by line, with "confirmed before L"
+//! only for messages of that node and duplicates only per connection.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -57,6 +92,11 @@ pub enum Kind {
     Garbled,
     /// A half line (never finished by its sender) was delivered.
     HalfLine,
+    /// A replay of missed messages broke its rules: a count that is not the number of lines
+    /// that follow, a room not of the restored session or outside its frame, a message the
+    /// server had before the user left or after it returned, the user's own message, a frame
+    /// never closed or interrupted by a live line.
+    Replay,
     /// The server broke the protocol: an unexpected line, no answer in time, a connection it
     /// closed, a session not restored as it was.
     Protocol,
@@ -69,6 +109,11 @@ pub struct Config {
     pub grace: Tick,
     /// Judge duplicates and order per connection instead of per user (cluster mode).
     pub per_connection: bool,
+    /// Whether a restored session owes its user the messages posted while it was away
+    /// (standalone). Cluster mode restores sessions from Redis, without the marks a replay
+    /// needs, so nothing is owed there; a replay that comes anyway is still judged line by
+    /// line.
+    pub replay: bool,
 }
 
 /// One stay of a connection in a room.
@@ -104,6 +149,60 @@ struct Conn {
     owed_remote: VecDeque<Owed>,
     /// Owed messages not received yet.
     pending: HashSet<MsgKey>,
+    /// The latest tick at which a command was queued whose answer has been read: every line
+    /// read from now on was written after the server handled that command.
+    answered: Tick,
+    /// From a login's welcome to the first live line after it: the replay under way.
+    replay: Option<Box<Replay>>,
+}
+
+/// A user's departure as far as the checker saw it: from its connection starting to vanish
+/// until it returns.
+#[derive(Debug, Clone)]
+struct Departure {
+    conn: ConnId,
+    node: usize,
+    /// When the connection started to vanish (L): what was confirmed earlier, the server had
+    /// before it saw the end.
+    leaving: Tick,
+    /// A tick by which the server had seen the end (G), once a line showed it.
+    gone_by: Option<Tick>,
+    /// The keys of the rooms it was in.
+    rooms: Vec<String>,
+}
+
+/// What came after a login's welcome, until the first live line.
+#[derive(Debug)]
+struct Replay {
+    /// Whether the welcome restored a session; only then may rooms be replayed.
+    restored: bool,
+    /// The keys of the session's rooms.
+    rooms: Vec<String>,
+    /// When the `/nick` was queued (R) and its welcome read (W).
+    asked: Tick,
+    welcomed: Tick,
+    /// The departure it returns from, if the checker saw it.
+    departure: Option<Departure>,
+    /// The room frame open.
+    frame: Option<Frame>,
+    /// The rooms framed so far, with the count of older messages no longer kept.
+    lost: HashMap<String, u64>,
+    /// The messages replayed.
+    replayed: HashSet<MsgKey>,
+    /// The kept private messages' frame: the count announced and the lines so far.
+    privates: Option<(u64, u64)>,
+    /// The kept private messages' frame was closed.
+    privates_done: bool,
+}
+
+/// One room's replay frame, as far as it came.
+#[derive(Debug)]
+struct Frame {
+    room: String,
+    announced: u64,
+    lines: u64,
+    /// The last sequence number replayed per sender (scope), for the order within the frame.
+    last: HashMap<(u64, UserId, u64), u32>,
 }
 
 /// A message as sent.
@@ -167,6 +266,27 @@ pub struct Counts {
     pub unjudged: u64,
     /// Presence notices received and checked.
     pub presence: u64,
+    /// Returns (restored sessions) whose replay was judged, and those that could not be (the
+    /// departure unseen, or the connection gone before a live line); standalone only.
+    pub restores_judged: u64,
+    pub restores_unjudged: u64,
+    /// Rooms replayed (a frame each), the lines in them, and the older messages their frames
+    /// said are no longer kept.
+    pub replay_rooms: u64,
+    pub replayed: u64,
+    pub replay_lost: u64,
+    /// Messages owed in a replay (see the module documentation), those replayed, and those
+    /// counted among the ones no longer kept.
+    pub replay_owed: u64,
+    pub replay_owed_met: u64,
+    pub replay_owed_lost: u64,
+    /// Messages of a returning user's rooms sent while the server may or may not have seen
+    /// the departure (between L and G) or confirmed only after the return, and of them those
+    /// replayed: not judged.
+    pub replay_uncertain: u64,
+    pub replay_uncertain_replayed: u64,
+    /// Kept private messages replayed (framed and counted).
+    pub privates_replayed: u64,
 }
 
 /// The bookkeeping; see the module documentation.
@@ -180,6 +300,16 @@ pub struct Checker {
     /// (receiver, sender, sender's connection) to what it saw of that sender; standalone the
     /// receiver is a user and the sender's connection 0.
     seen: HashMap<(u64, UserId, u64), Seen>,
+    /// Departures under way, by user.
+    departures: HashMap<UserId, Departure>,
+    /// Every message in the order sent (its tick, increasing): the replay judgement looks up
+    /// what was sent while a user was away.
+    log: Vec<(Tick, MsgKey)>,
+    /// Room keys numbered, for `room_last`.
+    room_numbers: HashMap<String, u32>,
+    /// Standalone: (user, sender, room number) to the highest sequence number of the sender
+    /// that the user got in that room, live or replayed.
+    room_last: HashMap<(UserId, UserId, u32), u32>,
     /// What was counted.
     pub counts: Counts,
     /// Violations by kind.
@@ -205,6 +335,10 @@ impl Checker {
             msgs: HashMap::new(),
             present: HashMap::new(),
             seen: HashMap::new(),
+            departures: HashMap::new(),
+            log: Vec::new(),
+            room_numbers: HashMap::new(),
+            room_last: HashMap::new(),
             counts: Counts::default(),
             by_kind: HashMap::new(),
             first: Vec::new(),
@@ -234,6 +368,8 @@ impl Checker {
             owed_local: VecDeque::new(),
             owed_remote: VecDeque::new(),
             pending: HashSet::new(),
+            answered: 0,
+            replay: None,
         };
         self.conns.insert(conn, state);
     }
@@ -296,12 +432,29 @@ impl Checker {
         self.counts.unjudged += unjudged;
     }
 
-    /// `conn` starts vanishing at `at`: it leaves every room.
+    /// `conn` starts vanishing at `at`: it leaves every room. The first call for a logged-in
+    /// connection is its user's departure (L).
     pub fn leaving_all(&mut self, conn: ConnId, at: Tick) {
-        let rooms: Vec<String> = match self.conns.get(&conn) {
-            Some(c) => c.spans.keys().cloned().collect(),
-            None => return,
+        let Some(c) = self.conns.get(&conn) else {
+            return;
         };
+        let rooms: Vec<String> = c.spans.keys().cloned().collect();
+        let known = self.departures.get(&c.user).is_some_and(|d| d.conn == conn);
+        if !known && !rooms.is_empty() {
+            let inside = c.spans.iter().filter(|(_, spans)| {
+                spans.last().is_some_and(|s| {
+                    s.confirmed.is_some() && s.leaving.is_none() && s.gone.is_none()
+                })
+            });
+            let departure = Departure {
+                conn,
+                node: c.node,
+                leaving: at,
+                gone_by: None,
+                rooms: inside.map(|(room, _)| room.clone()).collect(),
+            };
+            self.departures.insert(c.user, departure);
+        }
         for room in rooms {
             self.leaving(conn, &room, at);
         }
@@ -324,6 +477,9 @@ impl Checker {
         self.leaving_all(conn, at);
         if let Some(c) = self.conns.remove(&conn) {
             self.counts.unjudged += c.pending.len() as u64;
+            if c.replay.is_some_and(|r| r.restored && self.config.replay) {
+                self.counts.restores_unjudged += 1;
+            }
         }
     }
 
@@ -355,6 +511,7 @@ impl Checker {
         if self.msgs.insert(key, msg).is_some() {
             self.violation(Kind::Protocol, format!("driver sent {key:?} twice"));
         }
+        self.log.push((at, key));
     }
 
     /// The sender read the echo of `key` at `at`: the server handled it before then. Every
@@ -438,8 +595,10 @@ impl Checker {
         let member = spans
             .iter()
             .any(|s| s.asked < before && s.gone.is_none_or(|gone| gone > msg.sent));
-        let scope = Self::scope(&self.config, conn, c.user, key, msg.conn);
+        let user = c.user;
+        let scope = Self::scope(&self.config, conn, user, key, msg.conn);
         let met = c.pending.remove(&key);
+        let number = Self::room_number(&self.config, &mut self.room_numbers, &msg.room);
         self.counts.required_met += u64::from(met);
         if !member {
             let detail = format!("conn {conn} got {key:?} in {room}, not being in it");
@@ -449,11 +608,39 @@ impl Checker {
         let again = seen.mark(key.seq);
         let earlier = seen.last.is_some_and(|last| key.seq < last);
         seen.last = seen.last.max(Some(key.seq));
+        self.note_in_room(user, key, number);
         if again {
             self.violation(Kind::Duplicate, format!("conn {conn} got {key:?} again"));
         } else if earlier {
             self.violation(Kind::OutOfOrder, format!("conn {conn} got {key:?} late"));
         }
+    }
+
+    /// Standalone: the number of room `key` in `room_last` (numbered on first sight). Takes
+    /// the fields it needs so that a message borrowed from `msgs` can name the room.
+    fn room_number(config: &Config, numbers: &mut HashMap<String, u32>, key: &str) -> Option<u32> {
+        if config.per_connection {
+            return None;
+        }
+        if let Some(&number) = numbers.get(key) {
+            return Some(number);
+        }
+        let next = u32::try_from(numbers.len()).unwrap_or(u32::MAX);
+        numbers.insert(key.to_string(), next);
+        Some(next)
+    }
+
+    /// Standalone (`number` given): notes that `user` got `key` in room `number`; returns the
+    /// highest sequence number of the same sender it had got there before.
+    fn note_in_room(&mut self, user: UserId, key: MsgKey, number: Option<u32>) -> Option<u32> {
+        let number = number?;
+        let last = self
+            .room_last
+            .entry((user, key.sender, number))
+            .or_insert(0);
+        let before = (*last > 0).then_some(*last);
+        *last = (*last).max(key.seq);
+        before
     }
 
     /// Whose deliveries of `key` are judged together: standalone one user's (over its
@@ -492,6 +679,7 @@ impl Checker {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
+        c.answered = c.answered.max(asked);
         let mut missing = Vec::new();
         for owed in [&mut c.owed_local, &mut c.owed_remote] {
             while owed.front().is_some_and(|o| o.due <= asked) {
@@ -511,8 +699,390 @@ impl Checker {
     pub fn finish(&mut self) {
         let pending: usize = self.conns.values().map(|c| c.pending.len()).sum();
         self.counts.unjudged += pending as u64;
+        let replays = self.conns.values().filter(|c| {
+            c.replay
+                .as_ref()
+                .is_some_and(|r| r.restored && self.config.replay)
+        });
+        self.counts.restores_unjudged += replays.count() as u64;
         for c in self.conns.values_mut() {
             c.pending.clear();
+            c.replay = None;
+        }
+    }
+}
+
+/// Replay of missed messages: see the module documentation.
+impl Checker {
+    /// The server let `conn` go by `at`: its goodbye, or the server's close, was read then.
+    pub fn gone_by(&mut self, conn: ConnId, at: Tick) {
+        let Some(user) = self.conns.get(&conn).map(|c| c.user) else {
+            return;
+        };
+        if let Some(d) = self.departures.get_mut(&user).filter(|d| d.conn == conn) {
+            d.gone_by = Some(d.gone_by.map_or(at, |g| g.min(at)));
+        }
+    }
+
+    /// `conn` read, at `at`, that `user` disconnected (a presence notice). It is about the
+    /// departure under way if the server wrote it after that departure started: after the
+    /// answer to a command `conn` sent later than that. A notice on another node may be a late
+    /// echo of an earlier departure, so only the departure's own node counts.
+    pub fn disconnect_seen(&mut self, conn: ConnId, user: UserId, at: Tick) {
+        let Some((answered, node)) = self.conns.get(&conn).map(|c| (c.answered, c.node)) else {
+            return;
+        };
+        if let Some(d) = self.departures.get_mut(&user) {
+            if answered > d.leaving && node == d.node {
+                d.gone_by = Some(d.gone_by.map_or(at, |g| g.min(at)));
+            }
+        }
+    }
+
+    /// `conn` read, at `at`, the whole member list of `room` (`listed`: the users in it) in
+    /// answer to a `/who` sent at `asked`: a departing user that was in the room and is not
+    /// listed had been let go by then, if the departure started before `asked`. Only lists of
+    /// the departure's own node count (another node may not know yet that the user is back).
+    pub fn members(
+        &mut self,
+        conn: ConnId,
+        room: &str,
+        listed: &HashSet<UserId>,
+        asked: Tick,
+        at: Tick,
+    ) {
+        let Some(node) = self.conns.get(&conn).map(|c| c.node) else {
+            return;
+        };
+        let key = room_key(room);
+        for (user, d) in &mut self.departures {
+            if d.leaving < asked
+                && d.node == node
+                && !listed.contains(user)
+                && d.rooms.contains(&key)
+            {
+                d.gone_by = Some(d.gone_by.map_or(at, |g| g.min(at)));
+            }
+        }
+    }
+
+    /// `conn` read, at `at`, the welcome to the `/nick` it sent at `asked`: `restored` (a
+    /// session with `rooms` given back, whose missed messages may follow) or fresh (only kept
+    /// private messages may follow). What follows up to the first live line is its replay.
+    pub fn logged_in(
+        &mut self,
+        conn: ConnId,
+        restored: bool,
+        rooms: &[&str],
+        asked: Tick,
+        at: Tick,
+    ) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let departure = self.departures.remove(&c.user).filter(|_| restored);
+        c.replay = Some(Box::new(Replay {
+            restored,
+            rooms: rooms.iter().map(|r| room_key(r)).collect(),
+            asked,
+            welcomed: at,
+            departure,
+            frame: None,
+            lost: HashMap::new(),
+            replayed: HashSet::new(),
+            privates: None,
+            privates_done: false,
+        }));
+    }
+
+    /// The replay under way on `conn`, or a violation saying that `what` came outside one.
+    fn replay_of(&mut self, conn: ConnId, what: &str) -> Option<&mut Replay> {
+        let open = self.conns.get(&conn).is_some_and(|c| c.replay.is_some());
+        if !open {
+            let detail =
+                format!("conn {conn}: {what} outside a replay (not right after a welcome)");
+            self.violation(Kind::Replay, detail);
+            return None;
+        }
+        self.conns.get_mut(&conn)?.replay.as_deref_mut()
+    }
+
+    /// `conn` read `* Missed in ROOM: N messages since ...[; K older ones are no
+    /// longer kept].`: `announced` is N, `lost` K.
+    pub fn replay_header(&mut self, conn: ConnId, room: &str, announced: u64, lost: u64) {
+        let key = room_key(room);
+        let Some(replay) = self.replay_of(conn, "a replay header") else {
+            return;
+        };
+        let mut problems = Vec::new();
+        if let Some(frame) = replay.frame.take() {
+            problems.push(format!("the replay of {} has no end", frame.room));
+        }
+        if !replay.restored {
+            problems.push(format!("a replay of {room} after a fresh welcome"));
+        } else if !replay.rooms.contains(&key) {
+            problems.push(format!(
+                "a replay of {room}, not a room of the restored session"
+            ));
+        }
+        if replay.privates.is_some() {
+            problems.push(format!(
+                "a replay of {room} after the kept private messages"
+            ));
+        }
+        if replay.lost.insert(key.clone(), lost).is_some() {
+            problems.push(format!("a second replay of {room}"));
+        }
+        if announced == 0 && lost == 0 {
+            problems.push(format!("a replay of {room} with nothing missed"));
+        }
+        replay.frame = Some(Frame {
+            room: key,
+            announced,
+            lines: 0,
+            last: HashMap::new(),
+        });
+        self.counts.replay_rooms += 1;
+        self.counts.replay_lost += lost;
+        for problem in problems {
+            self.violation(Kind::Replay, format!("conn {conn}: {problem}"));
+        }
+    }
+
+    /// `conn` read `* End of missed messages in ROOM.`: the frame's count must be the
+    /// lines that came in it.
+    pub fn replay_end(&mut self, conn: ConnId, room: &str) {
+        let key = room_key(room);
+        let Some(replay) = self.replay_of(conn, "the end of a room's replay") else {
+            return;
+        };
+        let problem = match replay.frame.take() {
+            None => Some(format!("the end of a replay of {room} that never started")),
+            Some(frame) if frame.room != key => Some(format!(
+                "the end of a replay of {room} inside that of {}",
+                frame.room
+            )),
+            Some(frame) if frame.lines != frame.announced => Some(format!(
+                "{} messages announced in the replay of {room}, {} came",
+                frame.announced, frame.lines
+            )),
+            Some(_) => None,
+        };
+        if let Some(problem) = problem {
+            self.violation(Kind::Replay, format!("conn {conn}: {problem}"));
+        }
+    }
+
+    /// `conn` read message `key` replayed as a line of `room` from `nick` with `text`.
+    pub fn replayed(&mut self, conn: ConnId, key: MsgKey, (room, nick, text): (&str, &str, &str)) {
+        self.counts.replayed += 1;
+        let Some(msg) = self.msgs.get(&key) else {
+            let detail = format!("conn {conn} got unsent {key:?} replayed");
+            return self.violation(Kind::Garbled, detail);
+        };
+        if msg.half {
+            let detail = format!("conn {conn} got half line {key:?} replayed");
+            return self.violation(Kind::HalfLine, detail);
+        }
+        if msg.room != room_key(room) || msg.nick != nick || msg.text != text {
+            let detail = format!("conn {conn} got {key:?} replayed as [{room}] {nick}: {text}");
+            return self.violation(Kind::Garbled, detail);
+        }
+        let (msg_room, msg_node, msg_conn) = (msg.room.clone(), msg.node, msg.conn);
+        let (sent, echoed) = (msg.sent, msg.echoed);
+        let Some((user, node)) = self.conns.get(&conn).map(|c| (c.user, c.node)) else {
+            return;
+        };
+        let scope = Self::scope(&self.config, conn, user, key, msg_conn);
+        let Some(replay) = self.replay_of(conn, "a replayed line") else {
+            return;
+        };
+        let mut problems = Vec::new();
+        let mut late = false;
+        match replay.frame.as_mut() {
+            None => problems.push(format!("{key:?} replayed outside a room's frame")),
+            Some(frame) if frame.room != msg_room => {
+                problems.push(format!("{key:?} of {room} in the replay of {}", frame.room))
+            }
+            Some(frame) => {
+                frame.lines += 1;
+                let last = frame.last.entry(scope).or_insert(key.seq);
+                late = key.seq < *last;
+                *last = (*last).max(key.seq);
+            }
+        }
+        replay.replayed.insert(key);
+        if key.sender == user {
+            problems.push(format!("its own {key:?} replayed"));
+        }
+        if sent >= replay.welcomed {
+            problems.push(format!("{key:?} replayed, sent after the welcome"));
+        }
+        // The server had a message of the departure's own node before the end if its echo was
+        // read before the departure started; another node's may have come later.
+        let before = replay.departure.as_ref().is_some_and(|d| {
+            d.node == node && msg_node == node && echoed.is_some_and(|e| e < d.leaving)
+        });
+        if before {
+            problems.push(format!(
+                "{key:?} replayed, confirmed before the connection started to vanish"
+            ));
+        }
+        for problem in problems {
+            self.violation(Kind::Replay, format!("conn {conn}: {problem}"));
+        }
+        let seen = self.seen.entry(scope).or_default();
+        let again = seen.mark(key.seq);
+        seen.last = seen.last.max(Some(key.seq));
+        let number = Self::room_number(&self.config, &mut self.room_numbers, &msg_room);
+        let earlier = self.note_in_room(user, key, number);
+        late |= earlier.is_some_and(|last| key.seq < last);
+        if again {
+            let detail = format!("conn {conn} got {key:?} replayed, having got it already");
+            self.violation(Kind::Duplicate, detail);
+        } else if late {
+            let detail =
+                format!("conn {conn} got {key:?} replayed after a later one of its sender");
+            self.violation(Kind::OutOfOrder, detail);
+        }
+    }
+
+    /// `conn` read `* Missed while you were away: N private messages.`.
+    pub fn privates_header(&mut self, conn: ConnId, announced: u64) {
+        let Some(replay) = self.replay_of(conn, "a kept private messages' header") else {
+            return;
+        };
+        let mut problems = Vec::new();
+        if let Some(frame) = replay.frame.take() {
+            problems.push(format!("the replay of {} has no end", frame.room));
+        }
+        if replay.privates.replace((announced, 0)).is_some() {
+            problems.push("a second header of kept private messages".to_string());
+        }
+        if announced == 0 {
+            problems.push("kept private messages announced: none".to_string());
+        }
+        for problem in problems {
+            self.violation(Kind::Replay, format!("conn {conn}: {problem}"));
+        }
+    }
+
+    /// `conn` read a kept private message `(PM TIME) NICK: TEXT`.
+    pub fn private_replayed(&mut self, conn: ConnId) {
+        self.counts.privates_replayed += 1;
+        let Some(replay) = self.replay_of(conn, "a kept private message") else {
+            return;
+        };
+        let problem = match replay.privates.as_mut() {
+            Some((_, lines)) if !replay.privates_done => {
+                *lines += 1;
+                None
+            }
+            _ => Some("a kept private message outside its frame"),
+        };
+        if let Some(problem) = problem {
+            self.violation(Kind::Replay, format!("conn {conn}: {problem}"));
+        }
+    }
+
+    /// `conn` read `* End of missed private messages.`.
+    pub fn privates_end(&mut self, conn: ConnId) {
+        let Some(replay) = self.replay_of(conn, "the end of kept private messages") else {
+            return;
+        };
+        let problem = match replay.privates {
+            Some(_) if replay.privates_done => Some("a second end of kept private messages".into()),
+            Some((announced, lines)) if announced != lines => Some(format!(
+                "{announced} kept private messages announced, {lines} came"
+            )),
+            Some(_) => None,
+            None => Some("the end of kept private messages that never started".into()),
+        };
+        replay.privates_done = true;
+        if let Some(problem) = problem {
+            self.violation(Kind::Replay, format!("conn {conn}: {problem}"));
+        }
+    }
+
+    /// `conn` read a line that is not part of a replay: a replay under way is over, and is
+    /// judged.
+    pub fn live(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let Some(replay) = c.replay.take() else {
+            return;
+        };
+        let user = c.user;
+        self.judge_replay(conn, user, *replay);
+    }
+
+    /// The replay on `conn` of `user` is over: its frames must be closed and, standalone,
+    /// every message owed to it must have come (or be counted as no longer kept).
+    fn judge_replay(&mut self, conn: ConnId, user: UserId, replay: Replay) {
+        if let Some(frame) = &replay.frame {
+            let detail = format!("conn {conn}: the replay of {} has no end", frame.room);
+            self.violation(Kind::Replay, detail);
+        }
+        if replay.privates.is_some() && !replay.privates_done {
+            let detail = format!("conn {conn}: the kept private messages have no end");
+            self.violation(Kind::Replay, detail);
+        }
+        if !replay.restored || !self.config.replay {
+            return;
+        }
+        let Some(departure) = replay.departure else {
+            self.counts.restores_unjudged += 1;
+            return;
+        };
+        self.counts.restores_judged += 1;
+        // Everything owed was sent after G, which is after L; what was sent before L is never
+        // owed.
+        let start = self
+            .log
+            .partition_point(|&(sent, _)| sent < departure.leaving);
+        let mut missing: Vec<(String, MsgKey)> = Vec::new();
+        for &(sent, key) in &self.log[start..] {
+            if sent >= replay.asked {
+                break;
+            }
+            let Some(msg) = self.msgs.get(&key) else {
+                continue;
+            };
+            if msg.half || key.sender == user || !replay.rooms.contains(&msg.room) {
+                continue;
+            }
+            let replayed = replay.replayed.contains(&key);
+            let after_the_end = departure.gone_by.is_some_and(|gone| sent > gone);
+            let before_the_return = msg.echoed.is_some_and(|echo| echo < replay.asked);
+            if after_the_end && before_the_return {
+                self.counts.replay_owed += 1;
+                if replayed {
+                    self.counts.replay_owed_met += 1;
+                } else {
+                    missing.push((msg.room.clone(), key));
+                }
+            } else {
+                self.counts.replay_uncertain += 1;
+                self.counts.replay_uncertain_replayed += u64::from(replayed);
+            }
+        }
+        // What a frame says is no longer kept are the oldest messages missed in its room.
+        let mut excused: HashMap<String, u64> = replay.lost;
+        for (room, key) in missing {
+            match excused.get_mut(&room).filter(|lost| **lost > 0) {
+                Some(lost) => {
+                    *lost -= 1;
+                    self.counts.replay_owed_lost += 1;
+                }
+                None => {
+                    let detail = format!(
+                        "conn {conn} never got {key:?} of {room} in its replay (sent after the \
+                         server saw the departure, confirmed before the return)"
+                    );
+                    self.violation(Kind::Missing, detail);
+                }
+            }
         }
     }
 }

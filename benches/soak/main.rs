@@ -12,7 +12,13 @@
 //!
 //! What the server confirms (`* Joined ...`, `* Left ...`, `* Welcome back, ...`) is the
 //! membership the verdict works from; `checker.rs` says precisely when a delivery is owed,
-//! allowed, a duplicate or out of order. Presence notices are only checked to be for rooms the
+//! allowed, a duplicate or out of order. The messages a returning user missed, replayed after
+//! its welcome, are checked too: exactly once across replay and live, in each sender's order,
+//! framed and counted right, only what was posted in its rooms while it was away, all of it
+//! (`checker.rs` says how the checker bounds "while it was away" from the lines it reads: the
+//! goodbye or close read on the old connection, others' `* [ROOM] NICK disconnected`, `/who`
+//! lists without the user). The servers keep `--history` messages a room (a large default,
+//! so that no replay is cut). Presence notices are only checked to be for rooms the
 //! receiver was in, so quiet rooms (past `--announce-limit`, as `main` is with 200 users) need
 //! no special care. After the churn every connected user syncs with `/who` (in cluster mode
 //! after waiting out `--grace`), then the counts are printed and the exit status is non-zero
@@ -24,7 +30,7 @@
 
 mod checker;
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
 use std::path::PathBuf;
@@ -36,7 +42,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use checker::{Checker, ConnId, Kind, MsgKey, Tick};
+use checker::{Checker, ConnId, Kind, MsgKey, Tick, UserId};
 
 /// Command-line flags.
 #[derive(Parser, Debug, Clone)]
@@ -67,6 +73,11 @@ struct Args {
     /// Cluster mode: seconds a message may take to reach another node.
     #[arg(long, default_value_t = 10.0)]
     grace: f64,
+    /// Messages each room keeps (the servers' `--history`): large by default, so that a
+    /// replay of missed messages is never cut and every owed message must be in it; with a
+    /// small one the checker accepts the replay's "K older ones are no longer kept" instead.
+    #[arg(long, default_value_t = 100_000)]
+    history: usize,
     /// An extra flag for every server process, repeatable: `--server-arg=--announce-limit
     /// --server-arg=500`.
     #[arg(long = "server-arg", value_name = "ARG", allow_hyphen_values = true)]
@@ -204,6 +215,7 @@ fn start_servers(args: &Args) -> Result<Servers, String> {
             // Hundreds of clients from one address, talking in bursts on purpose: the limits
             // for people would only slow the churn down (and are tested in tests/limits.rs).
             .args(["--max-per-ip", "0", "--flood-rate", "0"])
+            .args(["--history", &args.history.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         let name = node_name(index);
@@ -366,8 +378,6 @@ struct Stats {
     slowest: Duration,
     probe_answers: u64,
     probe_slowest: Duration,
-    /// Replayed history lines received by returning users (not checked line by line yet).
-    replayed: u64,
 }
 
 /// Words the messages are padded with: several scripts, so UTF-8 is exercised.
@@ -444,6 +454,8 @@ impl Engine {
         let checker = Checker::new(checker::Config {
             grace: (args.grace * 1e6) as Tick,
             per_connection: args.nodes > 1,
+            // Sessions restored from Redis carry no replay marks: nothing is owed there.
+            replay: args.nodes == 1,
         });
         Ok(Self {
             deadline: Duration::from_secs_f64(args.deadline),
@@ -747,22 +759,32 @@ impl Engine {
         let at = self.clock.tick();
         let (id, u) = (self.conns[ci].id, self.conns[ci].user);
         if let Some(rest) = line.strip_prefix('[') {
-            // `[ROOM TIME] ...` (a space inside the brackets) is replayed history.
-            if rest
+            // `[ROOM TIME] ...` (a space inside the brackets) is a replayed message.
+            let replayed = rest
                 .split_once("] ")
-                .is_some_and(|(inside, _)| inside.contains(' '))
-            {
-                self.stats.replayed += 1;
-                return;
+                .and_then(|(inside, body)| Some((inside.split_once(' ')?.0, body)));
+            if let Some((room, body)) = replayed {
+                return self.replayed_line(id, room, body);
             }
+            self.checker.live(id);
             return self.room_line(id, rest, at);
         }
-        if is_replay_frame(line) {
-            return; // the lines around a replay of missed messages or of kept private messages
+        match replay_frame(line) {
+            Some(Some(frame)) => return self.replay_frame(id, frame),
+            Some(None) => return self.protocol(format!("malformed replay frame {line:?}")),
+            None => {}
         }
+        // Any other line ends a replay under way.
+        self.checker.live(id);
         if let Some(rest) = line.strip_prefix("* [") {
             match rest.split_once("] ") {
-                Some((room, _)) => self.checker.presence(id, room, at),
+                Some((room, notice)) => {
+                    self.checker.presence(id, room, at);
+                    let gone = notice.strip_suffix(" disconnected");
+                    if let Some(user) = gone.and_then(|nick| self.user_of_nick(nick)) {
+                        self.checker.disconnect_seen(id, user, at);
+                    }
+                }
                 None => self.protocol(format!("malformed presence notice {line:?}")),
             }
             return;
@@ -779,12 +801,9 @@ impl Engine {
 
     /// A room line: `ROOM] NICK: TEXT` or `ROOM] * NICK TEXT` (the `[` stripped).
     fn room_line(&mut self, id: ConnId, rest: &str, at: Tick) {
-        let parsed = rest.split_once("] ").and_then(|(room, rest)| {
-            let (nick, text) = match rest.strip_prefix("* ") {
-                Some(action) => action.split_once(' ')?,
-                None => rest.split_once(": ")?,
-            };
-            Some((room, nick, text, message_key(text)?))
+        let parsed = rest.split_once("] ").and_then(|(room, body)| {
+            let (nick, text, key) = message_parts(body)?;
+            Some((room, nick, text, key))
         });
         match parsed {
             Some((room, nick, text, key)) => {
@@ -795,6 +814,63 @@ impl Engine {
                 self.checker.violation(Kind::Garbled, detail);
             }
         }
+    }
+
+    /// A replayed message of `room`: `NICK: TEXT` or `* NICK TEXT`.
+    fn replayed_line(&mut self, id: ConnId, room: &str, body: &str) {
+        match message_parts(body) {
+            Some((nick, text, key)) => self.checker.replayed(id, key, (room, nick, text)),
+            None => {
+                let detail = format!("conn {id} got a replayed line of nobody's in {room}: {body}");
+                self.checker.violation(Kind::Garbled, detail);
+            }
+        }
+    }
+
+    /// A line framing a replay.
+    fn replay_frame(&mut self, id: ConnId, frame: ReplayFrame<'_>) {
+        match frame {
+            ReplayFrame::Missed { room, count, lost } => {
+                self.checker.replay_header(id, room, count, lost)
+            }
+            ReplayFrame::MissedEnd(room) => self.checker.replay_end(id, room),
+            ReplayFrame::Privates(count) => self.checker.privates_header(id, count),
+            ReplayFrame::Private => self.checker.private_replayed(id),
+            ReplayFrame::PrivatesEnd => self.checker.privates_end(id),
+        }
+    }
+
+    /// The user whose nick is `nick` (any case; `sN`, `sN-b`, `probe`).
+    fn user_of_nick(&self, nick: &str) -> Option<UserId> {
+        let lower = nick.to_lowercase();
+        let base = lower.strip_suffix("-b").unwrap_or(&lower);
+        let index = match base {
+            "probe" => self.args.clients,
+            _ => base.strip_prefix('s')?.parse().ok()?,
+        };
+        let user = self.users.get(index)?;
+        Some(user.id)
+    }
+
+    /// An answer to `/who` sent at `asked`, read at `at`: `* Members of ROOM (TOTAL): A, B`.
+    /// A complete list tells the checker who had certainly left the room by then; a cut one
+    /// (`, and N more`) tells nothing.
+    fn member_list(&mut self, id: ConnId, line: &str, asked: Tick, at: Tick) {
+        let parsed = line
+            .strip_prefix("* Members of ")
+            .and_then(|rest| rest.split_once(" ("))
+            .and_then(|(room, rest)| Some((room, rest.split_once("): ")?.1)));
+        let Some((room, list)) = parsed else {
+            return;
+        };
+        if list.contains(", and ") && list.ends_with(" more") {
+            return;
+        }
+        let listed: HashSet<UserId> = list
+            .split(", ")
+            .filter_map(|nick| self.user_of_nick(nick))
+            .collect();
+        self.checker.members(id, room, &listed, asked, at);
     }
 
     /// The answer `line` to the command `expect` of connection `ci`.
@@ -855,9 +931,19 @@ impl Engine {
                     line.starts_with(&format!("! nick {to} has a saved session"))
                 }
             }
-            Want::Who => line.starts_with("* Members of "),
+            Want::Who => {
+                let ok = line.starts_with("* Members of ");
+                if ok {
+                    self.member_list(id, line, expect.asked, at);
+                }
+                ok
+            }
             Want::Bye => {
                 let ok = line.starts_with(&format!("* Bye, {}.", self.users[u].nick));
+                if ok {
+                    // The server let the connection go as it said goodbye.
+                    self.checker.gone_by(id, at);
+                }
                 if let Some(conn) = self.conns.get_mut(ci) {
                     conn.expect.push_front(Expect {
                         want: Want::Eof,
@@ -933,6 +1019,9 @@ impl Engine {
                 "{nick}: a session restored that was never saved: {line}"
             ));
         }
+        // What follows the welcome up to the first live line is the replay of what was missed.
+        self.checker
+            .logged_in(id, restored, &rooms, expect.asked, at);
         for room in &rooms {
             self.checker.entering(id, room, expect.asked);
             self.checker.entered(id, room, at);
@@ -1166,7 +1255,10 @@ impl Engine {
     /// The server closed `ci` (or it failed): expected after `/quit` or a half close, a
     /// violation otherwise.
     fn server_closed(&mut self, ci: usize, why: &str) {
-        let u = self.conns[ci].user;
+        let (id, u) = (self.conns[ci].id, self.conns[ci].user);
+        // The server closes a connection as (or after) the chat lets it go.
+        let at = self.clock.tick();
+        self.checker.gone_by(id, at);
         let awaited: Vec<Want> = self.conns[ci]
             .expect
             .iter()
@@ -1213,6 +1305,15 @@ fn between<'a>(line: &'a str, prefix: &str, suffix: &str) -> Option<&'a str> {
 /// Room names (and nicks) are compared case-insensitively.
 fn same_room(a: &str, b: &str) -> bool {
     a.to_lowercase() == b.to_lowercase()
+}
+
+/// `NICK: TEXT` or `* NICK TEXT`, with the key at the start of the text.
+fn message_parts(body: &str) -> Option<(&str, &str, MsgKey)> {
+    let (nick, text) = match body.strip_prefix("* ") {
+        Some(action) => action.split_once(' ')?,
+        None => body.split_once(": ")?,
+    };
+    Some((nick, text, message_key(text)?))
 }
 
 /// The key at the start of a message text: `~USER.SEQ`.
@@ -1303,9 +1404,27 @@ fn report(args: &Args, engine: &Engine, seed: u64, took: Duration) {
         c.messages, c.confirmed, c.half_lines
     );
     println!(
-        "  deliveries   {} checked; {} owed by the rule, {} of them arrived, {} unjudged; {} presence notices; {} replayed (not judged)",
-        c.deliveries, c.required, c.required_met, c.unjudged, c.presence, s.replayed
+        "  deliveries   {} checked; {} owed by the rule, {} of them arrived, {} unjudged; {} presence notices",
+        c.deliveries, c.required, c.required_met, c.unjudged, c.presence
     );
+    println!(
+        "  replays      {} rooms replayed, {} lines checked, {} older messages announced no longer kept; {} kept private messages",
+        c.replay_rooms, c.replayed, c.replay_lost, c.privates_replayed
+    );
+    if args.nodes > 1 {
+        println!("               (cluster mode: sessions come back without replay marks, nothing is owed)");
+    } else {
+        println!(
+            "               {} returns judged, {} not (departure unseen or gone first); {} owed, {} of them replayed, {} counted no longer kept; {} uncertain, not judged ({} of them replayed)",
+            c.restores_judged,
+            c.restores_unjudged,
+            c.replay_owed,
+            c.replay_owed_met,
+            c.replay_owed_lost,
+            c.replay_uncertain,
+            c.replay_uncertain_replayed
+        );
+    }
     println!(
         "  answers      {} commands, slowest {:.0} ms; probe {} /who, slowest {:.0} ms",
         s.answers,
@@ -1321,11 +1440,62 @@ fn report(args: &Args, engine: &Engine, seed: u64, took: Duration) {
     }
 }
 
-/// Whether `line` frames a replay: `* Missed in ...`, `* End of missed ...`, the kept private
-/// messages' header, or a kept private message itself.
-fn is_replay_frame(line: &str) -> bool {
-    line.starts_with("* Missed in ")
-        || line.starts_with("* End of missed ")
-        || line.starts_with("* Missed while you were away: ")
-        || line.starts_with("(PM ") && !line.starts_with("(PM to ") && line.contains(") ")
+/// A line of a replay other than a replayed room message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReplayFrame<'a> {
+    /// `* Missed in ROOM: N messages since TIME UTC[; K older ones are no longer kept].`
+    Missed {
+        room: &'a str,
+        count: u64,
+        lost: u64,
+    },
+    /// `* End of missed messages in ROOM.`
+    MissedEnd(&'a str),
+    /// `* Missed while you were away: N private messages.`
+    Privates(u64),
+    /// `(PM TIME) NICK: TEXT`: a kept private message.
+    Private,
+    /// `* End of missed private messages.`
+    PrivatesEnd,
+}
+
+/// `Some(Some(frame))` for a line of a replay (other than a replayed room message),
+/// `Some(None)` for one that starts like one but does not parse, `None` for any other line.
+fn replay_frame(line: &str) -> Option<Option<ReplayFrame<'_>>> {
+    if let Some(rest) = line.strip_prefix("* Missed in ") {
+        return Some(missed_header(rest));
+    }
+    if let Some(rest) = line.strip_prefix("* End of missed messages in ") {
+        return Some(rest.strip_suffix('.').map(ReplayFrame::MissedEnd));
+    }
+    if let Some(rest) = line.strip_prefix("* Missed while you were away: ") {
+        let count = rest
+            .split_once(' ')
+            .filter(|(_, tail)| tail.starts_with("private message") && tail.ends_with('.'))
+            .and_then(|(count, _)| count.parse().ok());
+        return Some(count.map(ReplayFrame::Privates));
+    }
+    if line == "* End of missed private messages." {
+        return Some(Some(ReplayFrame::PrivatesEnd));
+    }
+    if line.starts_with("(PM ") && !line.starts_with("(PM to ") {
+        return Some(line.contains(") ").then_some(ReplayFrame::Private));
+    }
+    None
+}
+
+/// `ROOM: N messages since TIME UTC[; K older ones are no longer kept].` (after `* Missed in `).
+fn missed_header(rest: &str) -> Option<ReplayFrame<'_>> {
+    let rest = rest.strip_suffix('.')?;
+    let (room, rest) = rest.split_once(": ")?;
+    let (count, rest) = rest.split_once(' ')?;
+    let (since, lost) = match rest.split_once("; ") {
+        Some((since, lost)) => (since, lost.split(' ').next()?.parse().ok()?),
+        None => (rest, 0),
+    };
+    if !since.starts_with("message") || !since.ends_with(" UTC") {
+        return None;
+    }
+    let count = count.parse().ok()?;
+    Some(ReplayFrame::Missed { room, count, lost })
 }

@@ -1,5 +1,6 @@
 //! What the fuzz targets check, one module a target, written against chat-server's public API
-//! (plus `Chat::check_invariants`, which the `fuzzing` feature exposes).
+//! (plus `Chat::check_invariants` and `Server::metrics_answer`, which the `fuzzing` feature
+//! exposes).
 //!
 //! The same files are compiled into chat-server's own unit tests (`src/lib.rs` includes this
 //! one), so that on stable `cargo test` replays every file of `fuzz/corpus/` through them
@@ -9,14 +10,14 @@
 //!   it is cut into reads or line budgets, and plain text decodes to its lines;
 //! - `command`: control stripping, name validation and command parsing keep their promises;
 //! - `chat`: a script of connects, lines, refusals, disconnects and time for a handful of
-//!   clients keeps the chat's invariants and sends no line where it must not go.
-//!
-//! A metrics-request parser target belongs here too once the server has a metrics endpoint
-//! (see docs/FUZZING.md).
+//!   clients keeps the chat's invariants and sends no line where it must not go;
+//! - `metrics`: the metrics endpoint answers any bytes, cut into any reads, the same way, and
+//!   as HTTP says (`Server::metrics_answer`, which the `fuzzing` feature exposes).
 
 pub mod chat;
 pub mod command;
 pub mod decoder;
+pub mod metrics;
 
 #[cfg(test)]
 mod replay;

@@ -50,3 +50,8 @@ fn command_corpus_replays() {
 fn chat_corpus_replays() {
     replay("chat", super::chat::run);
 }
+
+#[test]
+fn metrics_corpus_replays() {
+    replay("metrics", super::metrics::run);
+}

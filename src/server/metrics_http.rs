@@ -227,10 +227,7 @@ fn read_request(request: &mut Request, buf: &mut [u8]) -> Reading {
                 ended = true;
                 break;
             }
-            Ok(n) => {
-                let room = MAX_REQUEST + 1 - request.received.len();
-                request.received.extend_from_slice(&buf[..n.min(room)]);
-            }
+            Ok(n) => receive(&mut request.received, &buf[..n]),
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
             Err(_) => return Reading::Gone,
@@ -239,11 +236,58 @@ fn read_request(request: &mut Request, buf: &mut [u8]) -> Reading {
             break;
         }
     }
-    match parse(&request.received) {
-        None if request.received.len() > MAX_REQUEST => Reading::Complete(Err(431)),
+    verdict(&request.received, ended)
+}
+
+/// Adds `piece`, just read, to what a request `received`, keeping at most one byte past
+/// [`MAX_REQUEST`]: enough to tell that the request is too large, without holding more.
+fn receive(received: &mut Vec<u8>, piece: &[u8]) {
+    let room = (MAX_REQUEST + 1).saturating_sub(received.len());
+    received.extend_from_slice(&piece[..piece.len().min(room)]);
+}
+
+/// What the bytes `received` so far come to, `ended` if the client closed its sending side.
+/// Called after every readable event, so a request that comes in pieces is judged on each
+/// longer prefix: the answer must not depend on how the bytes were cut (the fuzz target
+/// `fuzz/src/metrics.rs` checks that).
+fn verdict(received: &[u8], ended: bool) -> Reading {
+    match parse(received) {
+        None if received.len() > MAX_REQUEST => Reading::Complete(Err(431)),
         None if ended => Reading::Gone,
         None => Reading::More,
         Some(route) => Reading::Complete(route),
+    }
+}
+
+/// The request reading without a socket, for the fuzz target (`fuzz/src/metrics.rs`) and the
+/// corpus replay: compiled only for tests and with the `fuzzing` feature, like
+/// `Chat::check_invariants`. An associated item of the public [`Server`] because the module
+/// is private.
+#[cfg(any(test, feature = "fuzzing"))]
+impl Server {
+    /// The most bytes of a metrics request read before it is answered `431`.
+    pub const METRICS_MAX_REQUEST: usize = MAX_REQUEST;
+    /// The most headers a metrics request may have before it is answered `431`.
+    pub const METRICS_MAX_HEADERS: usize = MAX_HEADERS;
+
+    /// How the metrics endpoint answers a request whose bytes arrive as `reads` (what each
+    /// readable event brings, in order), the client closing its sending side with the last
+    /// one if `ended`: the status and whether the answer has a body (not for `HEAD`), or
+    /// `None` for no answer (still waiting for more or, if `ended`, closed unanswered). The
+    /// same steps as for a socket: [`receive`] each read, [`verdict`] after each.
+    pub fn metrics_answer(reads: &[&[u8]], ended: bool) -> Option<(u16, bool)> {
+        let mut received = Vec::new();
+        let last = reads.len().saturating_sub(1);
+        for (index, piece) in reads.iter().enumerate() {
+            receive(&mut received, piece);
+            match verdict(&received, ended && index == last) {
+                Reading::More => {}
+                Reading::Gone => return None,
+                Reading::Complete(Ok(Route::Metrics { head })) => return Some((200, !head)),
+                Reading::Complete(Err(status)) => return Some((status, true)),
+            }
+        }
+        None
     }
 }
 
@@ -337,6 +381,33 @@ mod tests {
         assert_eq!(parsed("GET /metrics HTTP/1.1\r\nHost:"), None, "incomplete");
         assert_eq!(parsed("hello there\r\n\r\n"), Some(Err(400)));
         assert_eq!(parsed("\u{1}\u{2}\u{3}"), Some(Err(400)));
+    }
+
+    #[test]
+    fn a_request_is_kept_to_one_byte_past_the_limit() {
+        let mut received = Vec::new();
+        for _ in 0..3 {
+            receive(&mut received, &[b'a'; MAX_REQUEST]);
+        }
+        assert_eq!(received.len(), MAX_REQUEST + 1);
+        assert_eq!(verdict(&received, false), Reading::Complete(Err(431)));
+    }
+
+    #[test]
+    fn a_request_in_pieces_gets_the_answer_it_gets_whole() {
+        let request = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+        for cut in 0..=request.len() {
+            let (first, second) = request.split_at(cut);
+            let answer = Server::metrics_answer(&[first, second], false);
+            assert_eq!(answer, Some((200, true)), "cut at {cut}");
+        }
+        assert_eq!(Server::metrics_answer(&[b"GET /met"], false), None, "waits");
+        assert_eq!(
+            Server::metrics_answer(&[b"GET /met", b""], true),
+            None,
+            "closed"
+        );
+        assert_eq!(Server::metrics_answer(&[b"\x01"], false), Some((400, true)));
     }
 
     #[test]
