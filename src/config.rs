@@ -4,6 +4,7 @@
 //! `CHAT_LISTEN=127.0.0.1:6000`); a flag given on the command line wins.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -126,6 +127,11 @@ pub struct Config {
     )]
     pub history_days: u64,
 
+    /// Keep saved sessions, room history and kept private messages in this directory, so they
+    /// survive a restart (created if missing). Without it everything stays in memory.
+    #[arg(long, env = "CHAT_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
     /// Cluster mode: share rooms, nicks and sessions with other nodes through this Redis server
     /// (e.g. redis://127.0.0.1:6379/). Without it the server runs standalone.
     #[arg(long, env = "CHAT_REDIS", value_name = "URL")]
@@ -153,6 +159,7 @@ impl Config {
             history: ChatConfig::DEFAULT_HISTORY,
             history_bytes: ChatConfig::DEFAULT_HISTORY_BYTES,
             history_days: ChatConfig::DEFAULT_HISTORY_DAYS,
+            data_dir: None,
             redis: None,
             node: None,
         }

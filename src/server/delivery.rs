@@ -7,7 +7,8 @@
 //! reader (the way Redis treats client output buffer limits): nobody else ever waits for it.
 //!
 //! In cluster mode the events the chat publishes and the nick claims it asks for go to Redis
-//! through the same outbox.
+//! through the same outbox; with `--data-dir` the changes to its durable state go to the
+//! storage thread's queue (never waiting for it).
 
 use std::collections::VecDeque;
 use std::io::ErrorKind;
@@ -19,8 +20,9 @@ use slab::Slab;
 
 use super::connection::{Connection, Flushed, State};
 use super::output::{BufferPool, Span, TurnOutput};
-use crate::chat::{ClientId, Event, Outbox};
+use crate::chat::{Change, ClientId, Event, Outbox};
 use crate::cluster::Cluster;
+use crate::store::Store;
 
 /// How long a connection that said goodbye (`/quit`, end of input) waits for its peer to take
 /// its last lines before it is closed anyway.
@@ -60,6 +62,8 @@ pub(crate) struct Delivery {
     sendq: usize,
     /// Cluster mode's link to Redis; `None` standalone.
     pub(crate) cluster: Option<Cluster>,
+    /// The data dir's storage thread; `None` without `--data-dir`.
+    pub(crate) store: Option<Store>,
 }
 
 impl Delivery {
@@ -76,6 +80,7 @@ impl Delivery {
             closing: VecDeque::new(),
             sendq,
             cluster,
+            store: None,
         }
     }
 
@@ -259,6 +264,12 @@ impl Outbox for Delivery {
     fn claim_nick(&mut self, client: ClientId, nick: &str, rename: bool) {
         if let Some(cluster) = self.cluster.as_mut() {
             cluster.claim(client, nick, rename);
+        }
+    }
+
+    fn store(&mut self, change: &Change<'_>) {
+        if let Some(store) = self.store.as_mut() {
+            store.record(change);
         }
     }
 }

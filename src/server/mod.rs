@@ -22,6 +22,7 @@ mod connection;
 mod delivery;
 mod input;
 mod output;
+mod persistence;
 
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
@@ -89,26 +90,33 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listener (SO_REUSEADDR, large backlog) and prepares the loop.
+    /// Binds the listener (SO_REUSEADDR, large backlog), opens the data dir and gives the chat
+    /// back what it holds, and prepares the loop.
     pub fn bind(config: &Config) -> io::Result<Server> {
         let poll = Poll::new()?;
-        let mut listener = accept::bind_listener(config.listen)?;
+        let mut listener = accept::bind_listener(config.listen).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen))
+        })?;
         let local_addr = listener.local_addr()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let mut chat = Chat::new(config.chat());
+        let store = persistence::open_store(config, &waker, &mut chat)?;
         let cluster = match &config.redis {
             Some(url) => Some(join_cluster(config, url, &waker)?),
             None => None,
         };
+        let mut delivery = Delivery::new(config.sendq as usize, cluster);
+        delivery.store = store;
         Ok(Server {
             poll,
             local_addr,
             waker,
             stop: Arc::new(AtomicBool::new(false)),
             signals: None,
-            chat: Chat::new(config.chat()),
-            delivery: Delivery::new(config.sendq as usize, cluster),
+            chat,
+            delivery,
             admission: Admission::new(listener, config.connection_limit()),
             read_buf: vec![0; READ_BUFFER],
             unfinished_reads: Vec::new(),
@@ -181,10 +189,11 @@ impl Server {
             self.housekeeping(now);
             self.take_cluster_news(now);
             self.reap_and_flush(now);
+            self.feed_store();
             self.release_idle_memory(now);
         }
         self.shut_down();
-        Ok(())
+        self.close_store()
     }
 
     /// The socket of `id` takes output again: write what it still owes.
@@ -207,6 +216,7 @@ impl Server {
             self.delivery.next_close_deadline(),
             self.release_at,
             cluster_tick,
+            self.store_retry_at(),
         ]
         .into_iter()
         .flatten()
