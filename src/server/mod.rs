@@ -90,19 +90,21 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listener (SO_REUSEADDR, large backlog), opens the data dir and gives the chat
-    /// back what it holds, and prepares the loop.
+    /// Opens the data dir and gives the chat back what it holds, binds the listener
+    /// (SO_REUSEADDR, large backlog) and prepares the loop.
     pub fn bind(config: &Config) -> io::Result<Server> {
         let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        // Before the listener: connections are refused, not left waiting, while the data dir
+        // loads, and a data dir that cannot be used never takes the port.
+        let mut chat = Chat::new(config.chat());
+        let store = persistence::open_store(config, &waker, &mut chat)?;
         let mut listener = accept::bind_listener(config.listen).map_err(|e| {
             io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen))
         })?;
         let local_addr = listener.local_addr()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let mut chat = Chat::new(config.chat());
-        let store = persistence::open_store(config, &waker, &mut chat)?;
         let cluster = match &config.redis {
             Some(url) => Some(join_cluster(config, url, &waker)?),
             None => None,

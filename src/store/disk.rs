@@ -5,12 +5,14 @@
 //! This file opens and checks the file and keeps the transaction; `rows.rs` reads and writes
 //! the rows. Changes are applied inside one open transaction that [`Disk::commit`] ends.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
+
+use super::rows::Kept;
 
 /// The database's file name in the data dir.
 pub const FILE_NAME: &str = "chat.sqlite3";
@@ -27,9 +29,8 @@ const SCHEMA: &str = "
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
     CREATE TABLE rooms (room TEXT PRIMARY KEY, posted INTEGER NOT NULL) WITHOUT ROWID;
     CREATE TABLE messages (
-        room TEXT NOT NULL, number INTEGER NOT NULL, at_ms INTEGER NOT NULL,
-        nick TEXT NOT NULL, text TEXT NOT NULL, action INTEGER NOT NULL,
-        PRIMARY KEY (room, number)) WITHOUT ROWID;
+        id INTEGER PRIMARY KEY, room TEXT NOT NULL, number INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL, nick TEXT NOT NULL, text TEXT NOT NULL, action INTEGER NOT NULL);
     CREATE TABLE sessions (
         nick TEXT PRIMARY KEY, left_at_ms INTEGER NOT NULL, active TEXT NOT NULL,
         rooms TEXT NOT NULL, marks TEXT NOT NULL) WITHOUT ROWID;
@@ -49,6 +50,8 @@ pub(crate) struct Disk {
     pub(super) posted: HashMap<String, u64>,
     /// Rooms' highest trimmed number in the open transaction.
     pub(super) trims: HashMap<String, u64>,
+    /// Every room's kept messages, oldest first, with their row ids (`rows.rs`).
+    pub(super) kept: HashMap<String, VecDeque<Kept>>,
 }
 
 impl Disk {
@@ -74,6 +77,7 @@ impl Disk {
             in_transaction: false,
             posted: HashMap::new(),
             trims: HashMap::new(),
+            kept: HashMap::new(),
         };
         if app_id == 0 && objects == 0 {
             disk.create().map_err(fail)?;

@@ -96,7 +96,7 @@ impl Store {
     pub fn open(dir: &Path, waker: Option<Arc<Waker>>) -> io::Result<(Store, Snapshot)> {
         let lock = lock_dir(dir)?;
         let started = std::time::Instant::now();
-        let disk = Disk::open(&dir.join(FILE_NAME))?;
+        let mut disk = Disk::open(&dir.join(FILE_NAME))?;
         let snapshot = disk.load()?;
         info!(
             "store: loaded {} in {} ms: {} rooms, {} messages, {} sessions, {} private messages",
@@ -161,7 +161,7 @@ impl Store {
             Ok(()) => {}
             Err(TrySendError::Full(op)) => {
                 self.backlog.push_back(op);
-                // Sleeping between bites of the queue; it is full, so take it now.
+                // Sleeping until its commit time; the queue is full, so take it now.
                 self.worker.unpark();
             }
             Err(TrySendError::Disconnected(_)) => self.thread_gone(),

@@ -270,3 +270,33 @@ fn another_programs_sqlite_file_is_not_written_into() {
         format!("{} is not a chat-server database", file.display())
     );
 }
+
+#[test]
+fn a_trim_after_a_restart_drops_messages_stored_before_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let message = |number| Change::Message {
+        room: "dev",
+        number,
+        at_ms: number,
+        nick: "alice",
+        text: "hi",
+        action: false,
+    };
+    let (mut store, _) = Store::open(dir.path(), None).expect("open");
+    for number in 1..=3 {
+        store.record(&message(number));
+    }
+    store.close(Snapshot::default).expect("close");
+    let (mut store, loaded) = Store::open(dir.path(), None).expect("open again");
+    assert_eq!(loaded.rooms[0].messages.len(), 3);
+    store.record(&message(4));
+    store.record(&Change::Trimmed {
+        room: "dev",
+        through: 2,
+    });
+    store.close(Snapshot::default).expect("close");
+    let (store, loaded) = Store::open(dir.path(), None).expect("open a third time");
+    let numbers: Vec<u64> = loaded.rooms[0].messages.iter().map(|m| m.number).collect();
+    assert_eq!((loaded.rooms[0].posted, numbers), (4, vec![3, 4]));
+    store.close(Snapshot::default).expect("close");
+}

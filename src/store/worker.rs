@@ -1,8 +1,13 @@
-//! The storage thread: takes [`Op`]s off the bounded queue, applies them to the database as
-//! they come and commits durably every [`COMMIT_EVERY`], at once for a [`Op::WriteNow`].
+//! The storage thread: takes [`Op`]s off the bounded queue and commits them durably in groups,
+//! [`COMMIT_EVERY`] after the first change of a group; a [`Op::WriteNow`] commits at once.
 //!
-//! It wakes every [`DRAIN_EVERY`] while changes come in (the loop's `try_send` never wakes it,
-//! so the loop pays no system call per change) and sleeps in `recv` while nothing does.
+//! While nothing comes it sleeps in `recv`. The first change wakes it; it then sleeps until the
+//! group's commit time and takes everything queued in one go (the loop's `try_send` never wakes
+//! it, so the loop pays no system call per change; the loop wakes it early when the queue is
+//! full). One burst per group costs about 40% less CPU than taking the queue in small bites,
+//! whose cache misses on a core shared with the loop dominated. The thread keeps the process's
+//! priority: at a lower one it could be kept off the CPU while holding a lock the loop needs
+//! next (the queue's waker, the allocator's), which stalled the loop for hundreds of ms.
 //!
 //! When the disk fails (full, I/O error), the open transaction is rolled back and the thread
 //! stops writing: changes are counted and dropped, durable writes are refused. Every
@@ -18,14 +23,11 @@ use std::time::{Duration, Instant};
 use log::{error, info, warn};
 
 use super::disk::Disk;
-use super::{Op, Shared};
+use super::{Op, Shared, QUEUE};
 
 /// The longest a change waits before its commit: with the commit's own time, what a SIGKILL
 /// or a power cut can lose stays within a second.
 const COMMIT_EVERY: Duration = Duration::from_millis(500);
-/// How often queued changes are taken off the queue while a commit is pending: small bites
-/// keep the thread's share of a busy core from coming in long bursts.
-const DRAIN_EVERY: Duration = Duration::from_millis(50);
 /// After a failed write, how long until the whole state is written again.
 const RETRY_EVERY: Duration = Duration::from_secs(5);
 
@@ -80,10 +82,13 @@ impl Worker {
         }
     }
 
-    /// Handles `first` and whatever comes within [`COMMIT_EVERY`] after it, then commits.
+    /// Handles `first` and whatever is queued until [`COMMIT_EVERY`] after it, then commits.
     fn group(&mut self, first: Op, ops: &Receiver<Op>) -> Flow {
         let commit_at = Instant::now() + COMMIT_EVERY;
         let mut next = Some(first);
+        // Ops taken after the commit time: past a queue's worth, everything that was queued by
+        // then is in, and what keeps coming goes to the next group.
+        let mut late = 0;
         loop {
             if let Some(op) = next.take() {
                 if self.handle(op) == Flow::Stop {
@@ -92,13 +97,15 @@ impl Worker {
             }
             let now = Instant::now();
             if now >= commit_at {
-                break;
+                late += 1;
+                if late > QUEUE {
+                    break;
+                }
             }
             match ops.try_recv() {
                 Ok(op) => next = Some(op),
-                Err(TryRecvError::Empty) => {
-                    std::thread::park_timeout(DRAIN_EVERY.min(commit_at - now));
-                }
+                Err(TryRecvError::Empty) if now >= commit_at => break,
+                Err(TryRecvError::Empty) => std::thread::park_timeout(commit_at - now),
                 Err(TryRecvError::Disconnected) => return Flow::Stop,
             }
         }
