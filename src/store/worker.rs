@@ -28,6 +28,9 @@ use super::{Op, Shared, QUEUE};
 /// The longest a change waits before its commit: with the commit's own time, what a SIGKILL
 /// or a power cut can lose stays within a second.
 const COMMIT_EVERY: Duration = Duration::from_millis(500);
+/// Ops applied between two offers of the CPU to the loop (about half a millisecond): on a core
+/// shared with the loop, a commit's burst must not keep the loop from its next turn.
+const YIELD_EVERY: usize = 256;
 /// After a failed write, how long until the whole state is written again.
 const RETRY_EVERY: Duration = Duration::from_secs(5);
 
@@ -89,10 +92,15 @@ impl Worker {
         // Ops taken after the commit time: past a queue's worth, everything that was queued by
         // then is in, and what keeps coming goes to the next group.
         let mut late = 0;
+        let mut handled = 0usize;
         loop {
             if let Some(op) = next.take() {
                 if self.handle(op) == Flow::Stop {
                     return Flow::Stop;
+                }
+                handled += 1;
+                if handled % YIELD_EVERY == 0 {
+                    std::thread::yield_now();
                 }
             }
             let now = Instant::now();
