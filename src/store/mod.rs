@@ -95,8 +95,17 @@ impl Store {
     /// server, corrupt, or from a newer format.
     pub fn open(dir: &Path, waker: Option<Arc<Waker>>) -> io::Result<(Store, Snapshot)> {
         let lock = lock_dir(dir)?;
+        let disk = Disk::open(&dir.join(FILE_NAME))?;
+        Self::start(lock, disk, waker)
+    }
+
+    /// Loads what `disk` holds and starts the storage thread on it.
+    fn start(
+        lock: File,
+        mut disk: Disk,
+        waker: Option<Arc<Waker>>,
+    ) -> io::Result<(Store, Snapshot)> {
         let started = std::time::Instant::now();
-        let mut disk = Disk::open(&dir.join(FILE_NAME))?;
         let snapshot = disk.load()?;
         info!(
             "store: loaded {} in {} ms: {} rooms, {} messages, {} sessions, {} private messages",

@@ -2,6 +2,7 @@
 //! to comes back from disk, durable writes are on disk when they return, and a data dir that
 //! cannot be used is refused with its file named.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::*;
@@ -298,5 +299,48 @@ fn a_trim_after_a_restart_drops_messages_stored_before_it() {
     let (store, loaded) = Store::open(dir.path(), None).expect("open a third time");
     let numbers: Vec<u64> = loaded.rooms[0].messages.iter().map(|m| m.number).collect();
     assert_eq!((loaded.rooms[0].posted, numbers), (4, vec![3, 4]));
+    store.close(Snapshot::default).expect("close");
+}
+
+#[test]
+fn after_a_failed_write_the_whole_state_is_written_again() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let lock = lock_dir(dir.path()).expect("lock");
+    let disk = Disk::open(&dir.path().join(FILE_NAME)).expect("open");
+    // A full disk, as SQLite sees one: no more pages than the file has now and a few.
+    disk.conn
+        .execute_batch("PRAGMA max_page_count = 40")
+        .expect("limit");
+    let (mut store, _) = Store::start(lock, disk, None).expect("start");
+    let text = "x".repeat(4000);
+    for number in 1..=100 {
+        store.record(&Change::Message {
+            room: "dev",
+            number,
+            at_ms: number,
+            nick: "alice",
+            text: &text,
+            action: false,
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !store.shared.failing.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the write did not fail");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let refused = store.writer().write_now(vec![OwnedChange::SessionDropped {
+        nick: "alice".into(),
+    }]);
+    assert!(refused.is_err(), "a durable write while failing succeeded");
+    // The stop writes the whole state, which fits.
+    let state = Snapshot {
+        sessions: vec![("alice".into(), session())],
+        ..Snapshot::default()
+    };
+    store
+        .close(|| state.clone())
+        .expect("the whole state is written");
+    let (store, loaded) = Store::open(dir.path(), None).expect("open again");
+    assert_eq!(loaded, state);
     store.close(Snapshot::default).expect("close");
 }

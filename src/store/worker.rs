@@ -65,14 +65,15 @@ impl Worker {
     /// the database. An error means something the loop handed over is not on disk.
     pub(crate) fn run(mut self, ops: Receiver<Op>) -> io::Result<()> {
         loop {
+            // Checked here too: while changes keep coming, the wait below never times out.
+            if self.retry_at.is_some_and(|at| Instant::now() >= at) {
+                self.ask_for_state();
+            }
             let first = match self.retry_at {
                 None => ops.recv().ok(),
                 Some(at) => match ops.recv_timeout(at.saturating_duration_since(Instant::now())) {
                     Ok(op) => Some(op),
-                    Err(RecvTimeoutError::Timeout) => {
-                        self.ask_for_state();
-                        continue;
-                    }
+                    Err(RecvTimeoutError::Timeout) => continue,
                     Err(RecvTimeoutError::Disconnected) => None,
                 },
             };
