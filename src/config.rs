@@ -4,6 +4,7 @@
 //! `CHAT_LISTEN=127.0.0.1:6000`); a flag given on the command line wins.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -182,6 +183,11 @@ pub struct Config {
     )]
     pub max_memory: u64,
 
+    /// Keep saved sessions, room history and kept private messages in this directory, so they
+    /// survive a restart (created if missing). Without it everything stays in memory.
+    #[arg(long, env = "CHAT_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
     /// Cluster mode: share rooms, nicks and sessions with other nodes through this Redis server
     /// (e.g. redis://127.0.0.1:6379/). Without it the server runs standalone.
     #[arg(long, env = "CHAT_REDIS", value_name = "URL")]
@@ -216,6 +222,7 @@ impl Config {
             login_timeout: DEFAULT_LOGIN_TIMEOUT,
             max_per_ip: DEFAULT_MAX_PER_IP,
             metrics: None,
+            data_dir: None,
             redis: None,
             node: None,
         }

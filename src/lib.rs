@@ -15,6 +15,9 @@
 //!   [`chat::Outbox`] seam;
 //! - `cluster`: cluster mode, the adapter between the chat's [`chat::Event`]s and Redis
 //!   (a publisher and registry worker thread, a subscriber thread, the wire format);
+//! - [`store`]: the data dir (`--data-dir`): the chat's changes written to SQLite by a storage
+//!   thread behind a bounded queue (`store/worker.rs`, `store/disk.rs`), loaded back at start;
+
 //! - [`config`]: command-line and environment settings, with every default written once;
 //! - [`logging`], [`notify`]: running under systemd (journal priorities, readiness).
 //!
@@ -37,6 +40,7 @@ pub mod logging;
 pub mod notify;
 pub mod protocol;
 pub mod server;
+pub mod store;
 
 mod cluster;
 

@@ -19,7 +19,7 @@ fn main() -> ExitCode {
     let mut server = match Server::bind(&config) {
         Ok(server) => server,
         Err(e) => {
-            error!("cannot listen on {}: {e}", config.listen);
+            error!("cannot start: {e}");
             return ExitCode::FAILURE;
         }
     };

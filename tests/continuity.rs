@@ -3,23 +3,7 @@
 
 mod common;
 
-use common::{Client, TestServer};
-
-/// `[ROOM HH:MM] REST` with any time: checks the line and gives back ROOM and REST.
-fn replayed(line: &str) -> (String, String) {
-    let (head, rest) = line
-        .split_once("] ")
-        .unwrap_or_else(|| panic!("not a replayed line: {line}"));
-    let (room, time) = head
-        .strip_prefix('[')
-        .and_then(|h| h.rsplit_once(' '))
-        .unwrap_or_else(|| panic!("no [ROOM TIME]: {line}"));
-    assert!(
-        time.len() == 5 && time.as_bytes()[2] == b':',
-        "time {time:?} in {line}"
-    );
-    (room.to_string(), rest.to_string())
-}
+use common::{replayed, Client, TestServer};
 
 #[test]
 fn vasya_comes_back_and_sees_the_question_he_missed() {

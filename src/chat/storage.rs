@@ -205,6 +205,16 @@ impl Chat {
         }
     }
 
+    /// How many messages, saved sessions and kept private messages the chat holds: a store
+    /// compares them with what it loaded to learn whether [`Chat::restore`] dropped any.
+    pub fn stored_counts(&self) -> (usize, usize, usize) {
+        (
+            self.history.rooms().map(|(_, _, m)| m.len()).sum(),
+            self.sessions.len(),
+            self.mailboxes.iter().map(|(_, kept)| kept.len()).sum(),
+        )
+    }
+
     /// The whole durable state, as a store would hand it back (for a store that writes a full
     /// copy, and for tests).
     pub fn snapshot(&self) -> Snapshot {

@@ -7,7 +7,8 @@
 //! reader (the way Redis treats client output buffer limits): nobody else ever waits for it.
 //!
 //! In cluster mode the events the chat publishes and the nick claims it asks for go to Redis
-//! through the same outbox.
+//! through the same outbox; with `--data-dir` the changes to its durable state go to the
+//! storage thread's queue (never waiting for it).
 
 use std::collections::VecDeque;
 use std::io::ErrorKind;
@@ -21,8 +22,9 @@ use super::auth::AuthWorker;
 use super::connection::{Connection, Flushed, State};
 use super::metrics::{Disconnect, Metrics};
 use super::output::{BufferPool, Span, TurnOutput};
-use crate::chat::{AuthJob, ClientId, Event, Outbox};
+use crate::chat::{AuthJob, Change, ClientId, Event, Outbox};
 use crate::cluster::Cluster;
+use crate::store::Store;
 
 /// Once this much output has been queued in a turn, the remaining input waits for the next turn,
 /// after everything queued has been written. A storm of joins to a big room (every join is a
@@ -96,6 +98,8 @@ pub(crate) struct Delivery {
     pub(crate) metrics: Metrics,
     /// How a close the chat asks for is counted: `/quit`, or the shutdown once it began.
     pub(crate) chat_close: Disconnect,
+    /// The data dir's storage thread; `None` without `--data-dir`.
+    pub(crate) store: Option<Store>,
 }
 
 impl Delivery {
@@ -118,6 +122,7 @@ impl Delivery {
             auth,
             metrics: Metrics::default(),
             chat_close: Disconnect::Quit,
+            store: None,
         }
     }
 
@@ -362,6 +367,12 @@ impl Outbox for Delivery {
         self.auth
             .as_ref()
             .is_some_and(|auth| auth.submit(client, ticket, job))
+    }
+
+    fn store(&mut self, change: &Change<'_>) {
+        if let Some(store) = self.store.as_mut() {
+            store.record(change);
+        }
     }
 }
 

@@ -31,6 +31,7 @@ mod metrics;
 mod metrics_http;
 mod output;
 mod per_address;
+mod persistence;
 
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
@@ -44,6 +45,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use crate::chat::{Chat, ClientId};
 use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::store::Store;
 use accept::Admission;
 use auth::AuthWorker;
 use delivery::Delivery;
@@ -123,29 +125,11 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listener (SO_REUSEADDR, large backlog) and prepares the loop.
+    /// Opens the data dir and gives the chat back what it holds, binds the listener
+    /// (SO_REUSEADDR, large backlog) and prepares the loop.
     pub fn bind(config: &Config) -> io::Result<Server> {
         let poll = Poll::new()?;
-        let mut listener = accept::bind_listener(config.listen)?;
-        let local_addr = listener.local_addr()?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let metrics_endpoint = match config.metrics {
-            Some(addr) => Some(
-                MetricsEndpoint::bind(addr, poll.registry())
-                    .map_err(|e| io::Error::new(e.kind(), format!("--metrics {addr}: {e}")))?,
-            ),
-            None => None,
-        };
-        let cluster = match &config.redis {
-            Some(url) => Some(join_cluster(config, url, &waker)?),
-            None => None,
-        };
-        let auth = match cluster {
-            None => Some(AuthWorker::start(Arc::clone(&waker), None)?),
-            Some(_) => None,
-        };
         let max_memory = (config.max_memory > 0).then_some(config.max_memory);
         let memory = MemoryBudget::new(max_memory, Instant::now());
         let mut chat_config = config.chat();
@@ -158,6 +142,34 @@ impl Server {
                 chat_config.history.max_bytes = share;
             }
         }
+        // Before the listener: connections are refused, not left waiting, while the data dir
+        // loads, and a data dir that cannot be used never takes the port.
+        let mut chat = Chat::new(chat_config);
+        let store = persistence::open_store(config, &waker, &mut chat)?;
+        let mut listener = accept::bind_listener(config.listen).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen))
+        })?;
+        let local_addr = listener.local_addr()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let metrics_endpoint = match config.metrics {
+            Some(addr) => Some(
+                MetricsEndpoint::bind(addr, poll.registry())
+                    .map_err(|e| io::Error::new(e.kind(), format!("--metrics {addr}: {e}")))?,
+            ),
+            None => None,
+        };
+        let cluster = match &config.redis {
+            Some(url) => Some(join_cluster(config, url, &waker)?),
+            None => None,
+        };
+        let auth = match cluster {
+            None => Some(AuthWorker::start(
+                Arc::clone(&waker),
+                store.as_ref().map(Store::account_writer),
+            )?),
+            Some(_) => None,
+        };
         // Output for clients that do not read is what grows fast: under a memory limit it may
         // take two fifths of it, all clients together.
         let output_budget = memory
@@ -165,6 +177,7 @@ impl Server {
             .map(|limit| usize::try_from(limit / 5 * 2).unwrap_or(usize::MAX));
         let mut delivery = Delivery::new(config.sendq as usize, cluster, auth);
         delivery.set_output_budget(output_budget);
+        delivery.store = store;
         Ok(Server {
             poll,
             memory,
@@ -172,7 +185,7 @@ impl Server {
             waker,
             stop: Arc::new(AtomicBool::new(false)),
             signals: None,
-            chat: Chat::new(chat_config),
+            chat,
             delivery,
             admission: Admission::new(listener, config.connection_limit(), config.max_per_ip),
             linger: Lingering::default(),
@@ -267,11 +280,12 @@ impl Server {
             self.take_auth_answers(now);
             self.reap_and_flush(now);
             self.relieve_memory(now);
+            self.feed_store();
             self.release_idle_memory(now);
             self.delivery.metrics.turn_took(now.elapsed());
         }
         self.shut_down();
-        Ok(())
+        self.close_store()
     }
 
     /// Hands the password worker's answers to the chat.
@@ -312,6 +326,7 @@ impl Server {
                 .and_then(MetricsEndpoint::next_deadline),
             self.release_at,
             cluster_tick,
+            self.store_retry_at(),
         ]
         .into_iter()
         .flatten()

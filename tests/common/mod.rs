@@ -287,6 +287,23 @@ impl Client {
     }
 }
 
+/// A replayed or `/history` line, `[ROOM HH:MM] REST` with any time: checks the line and gives
+/// back ROOM and REST.
+pub fn replayed(line: &str) -> (String, String) {
+    let (head, rest) = line
+        .split_once("] ")
+        .unwrap_or_else(|| panic!("not a replayed line: {line}"));
+    let (room, time) = head
+        .strip_prefix('[')
+        .and_then(|h| h.rsplit_once(' '))
+        .unwrap_or_else(|| panic!("no [ROOM TIME]: {line}"));
+    assert!(
+        time.len() == 5 && time.as_bytes()[2] == b':',
+        "time {time:?} in {line}"
+    );
+    (room.to_string(), rest.to_string())
+}
+
 /// A real `redis-server` on a free loopback port, without persistence, killed on drop.
 pub struct RedisServer {
     child: Option<Child>,
