@@ -300,3 +300,26 @@ fn a_registration_confirmed_before_a_sigkill_is_kept() {
     let welcome = again.line();
     assert!(welcome.starts_with("* Welcome back, Вася."), "{welcome}");
 }
+
+#[test]
+fn history_a_lower_bound_dropped_at_start_is_gone_from_the_data_dir() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().to_str().expect("UTF-8 temp path");
+    let server = BinaryServer::start(&["--data-dir", path, "--history", "5"]);
+    let mut alice = Client::login(server.addr, "alice");
+    for n in 1..=5 {
+        alice.ask(&format!("line {n}"), &format!("You: line {n}"));
+    }
+    stop(server);
+    // Started with room for 2: the 3 oldest go, from the data dir too.
+    stop(BinaryServer::start(&["--data-dir", path, "--history", "2"]));
+    let server = BinaryServer::start(&["--data-dir", path, "--history", "5"]);
+    let mut alice = Client::connect(server.addr);
+    alice.send("/nick alice");
+    alice.expect("* Welcome back, alice. Rooms: main. Active room: main.");
+    alice.ask("/history", "* History of main: the last 2 messages.");
+    assert_eq!(replayed(&alice.line()).1, "alice: line 4");
+    assert_eq!(replayed(&alice.line()).1, "alice: line 5");
+    alice.expect("* End of history of main.");
+    stop(server);
+}

@@ -148,8 +148,9 @@ impl History {
         number
     }
 
-    /// Puts back a message loaded from storage (oldest first per room), without the bounds'
-    /// bookkeeping of a new post: call [`History::enforce_bounds`] once all are loaded.
+    /// Puts back a message loaded from storage (oldest first per room), keeping the room within
+    /// its bound (`--history` may be lower than when it was stored); call
+    /// [`History::enforce_bounds`] once all are loaded for the byte and age bounds.
     pub(crate) fn restore(&mut self, key: &str, message: StoredMessage) {
         let enabled = self.enabled();
         let room = self.rooms.entry(key.to_string()).or_default();
@@ -161,6 +162,12 @@ impl History {
         self.order
             .push_back((key.to_string(), message.number, message.at_ms));
         room.messages.push_back(message);
+        if room.messages.len() > self.limits.per_room {
+            if let Some(evicted) = room.messages.pop_front() {
+                self.bytes -= evicted.cost();
+                self.stale += 1;
+            }
+        }
     }
 
     /// Sets room `key`'s count of posted messages to at least `posted` (loaded from storage).

@@ -7,7 +7,7 @@
 //! full). One burst per group costs about 40% less CPU than taking the queue in small bites,
 //! whose cache misses on a core shared with the loop dominated. The thread keeps the process's
 //! priority: at a lower one it could be kept off the CPU while holding a lock the loop needs
-//! next (the queue's waker, the allocator's), which stalled the loop for hundreds of ms.
+//! next (the queue's waker, the allocator's), stalling the loop behind other processes.
 //!
 //! When the disk fails (full, I/O error), the open transaction is rolled back and the thread
 //! stops writing: changes are counted and dropped, durable writes are refused. Every
