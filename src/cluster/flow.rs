@@ -29,6 +29,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use log::warn;
+
 use crate::chat::ClientId;
 
 /// Other nodes' messages waiting for the loop past which this node asks to be waited for.
@@ -95,6 +97,8 @@ struct Claim {
     since: Instant,
     /// When it lapses unless renewed.
     until: Instant,
+    /// Whether the log said it is no longer waited for.
+    told: bool,
 }
 
 impl Claim {
@@ -102,6 +106,7 @@ impl Claim {
         Self {
             since: now,
             until: now + CLAIM_TTL,
+            told: false,
         }
     }
 
@@ -121,6 +126,8 @@ pub struct Flow {
     /// This node's own claim while its backlog is over the high mark (until it is back under
     /// the low one); never lapses, it is this node's own knowledge.
     behind_since: Option<Instant>,
+    /// Whether the log said that this node is no longer waited for, in this spell.
+    told_given_up: bool,
     /// When this node next tells the others it is still behind.
     next_renewal: Option<Instant>,
     /// This node's publications passed [`PUBLISH_HIGH`] and are not yet under [`PUBLISH_LOW`].
@@ -148,6 +155,7 @@ impl Flow {
             Some(_) if level.under() => {
                 self.behind_since = None;
                 self.next_renewal = None;
+                self.told_given_up = false;
                 Some(false)
             }
             Some(_) if self.next_renewal.is_some_and(|at| now >= at) => {
@@ -201,9 +209,24 @@ impl Flow {
     /// clients once the pacing is over, for the loop to read again.
     pub fn update(&mut self, now: Instant) -> Vec<ClientId> {
         self.peers.retain(|_, claim| now < claim.until);
+        for (node, claim) in &mut self.peers {
+            if !claim.honoured(now) && !std::mem::replace(&mut claim.told, true) {
+                warn!(
+                    "cluster: node {node} has been behind for {PACE_LIMIT:?}; no longer waiting \
+                     for it (its users may miss messages)"
+                );
+            }
+        }
         let own = self
             .behind_since
             .is_some_and(|since| now < since + PACE_LIMIT);
+        if self.behind_since.is_some() && !own && !std::mem::replace(&mut self.told_given_up, true)
+        {
+            warn!(
+                "cluster: this node has been behind for {PACE_LIMIT:?} and is no longer waited \
+                 for: its users may miss other nodes' messages"
+            );
+        }
         self.paced =
             self.publishing_behind || own || self.peers.values().any(|claim| claim.honoured(now));
         if self.paced {
