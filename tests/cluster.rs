@@ -259,9 +259,123 @@ fn cluster_metrics_count_what_crosses_nodes() {
         line[name.len() + 1..].parse().expect("a number")
     };
     assert_eq!(value("chat_cluster_up"), 1.0);
+    // Flow control's state is there; its values depend on the load of the moment.
+    for name in [
+        "chat_cluster_backlog",
+        "chat_cluster_behind",
+        "chat_cluster_paced",
+        "chat_cluster_pace_delays_total",
+    ] {
+        assert!(value(name) >= 0.0, "{name}");
+    }
+    assert_eq!(value("chat_cluster_dropped_total"), 0.0);
     assert!(value("chat_cluster_published_total") >= 1.0);
     assert!(
         value("chat_cluster_received_total") >= 2.0,
         "bob joined, bob said"
     );
+}
+
+#[test]
+fn a_cross_node_burst_arrives_complete_and_in_order() {
+    // Far more lines than a node used to queue for its loop (10,000) before it dropped the
+    // rest: now the senders' node is paced while the receiving node is behind, and nothing
+    // is lost.
+    const SENDERS: usize = 3;
+    const LINES: usize = 10_000;
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "a"), node(&redis, "b"));
+    let mut bob = login(&b, "bob");
+    bob.ask("/join burst", "* Joined burst. Active room: burst.");
+    let mut threads = Vec::new();
+    for s in 0..SENDERS {
+        let mut sender = login(&a, &format!("s{s}"));
+        sender.ask("/join burst", "* Joined burst. Active room: burst.");
+        let mut writer = sender.socket().try_clone().expect("clone the socket");
+        let mut paste = String::new();
+        for i in 0..LINES {
+            paste.push_str(&format!("s{s} {i}\n"));
+        }
+        // One thread writes the whole paste (the node reads it as fast as the cluster
+        // allows), another reads the sender's output, so the node never holds much for it.
+        threads.push(std::thread::spawn(move || {
+            std::io::Write::write_all(&mut writer, paste.as_bytes()).expect("send the burst");
+        }));
+        threads.push(std::thread::spawn(move || {
+            let mut echoes = 0;
+            while echoes < LINES {
+                if sender.line().starts_with("You: ") {
+                    echoes += 1;
+                }
+            }
+        }));
+    }
+    let mut next = [0usize; SENDERS];
+    let mut received = 0;
+    while received < SENDERS * LINES {
+        let line = bob.line();
+        // Presence notices of the senders may come in between.
+        let Some(message) = line.strip_prefix("[burst] ") else {
+            continue;
+        };
+        let (nick, text) = message.split_once(": ").expect("NICK: TEXT");
+        let s: usize = nick[1..].parse().expect("a sender's nick");
+        assert_eq!(
+            text,
+            format!("s{s} {}", next[s]),
+            "sender {s}'s lines in order"
+        );
+        next[s] += 1;
+        received += 1;
+    }
+    assert_eq!(next, [LINES; SENDERS]);
+    for thread in threads {
+        thread.join().expect("sender thread");
+    }
+}
+
+#[test]
+fn a_node_stopped_gracefully_frees_its_nicks_at_once() {
+    let redis = RedisServer::start();
+    let (mut a, b) = (node(&redis, "a"), node(&redis, "b"));
+    let mut u0 = login(&a, "u0");
+    u0.ask("/join ops", "* Joined ops. Active room: ops.");
+    let others: Vec<Client> = (1..4).map(|i| login(&a, &format!("u{i}"))).collect();
+    let flooder = login(&a, "flooder");
+    // Redis stalls for a moment while a client floods: the node's publications pile up in
+    // front of its Redis worker, and the nick releases of its stop queue up behind them.
+    redis.pause_writes(Duration::from_millis(1500));
+    let mut writer = flooder.socket().try_clone().expect("clone the socket");
+    let paste: String = (0..100_000).map(|i| format!("line {i}\n")).collect();
+    let flood = std::thread::spawn(move || {
+        // The node closes the connection when it stops, maybe in the middle of this.
+        let _ = std::io::Write::write_all(&mut writer, paste.as_bytes());
+    });
+    let mut flooder = flooder;
+    let reader = std::thread::spawn(move || flooder.read_until_closed());
+    std::thread::sleep(Duration::from_millis(300));
+    a.signal(libc::SIGTERM);
+    assert_eq!(
+        a.wait_exit(Duration::from_secs(15)),
+        Some(0),
+        "a clean exit"
+    );
+    drop((u0, others));
+    flood.join().expect("flood thread");
+    reader.join().expect("reader thread");
+    // At once, not after the registry entries expire (30 s): a single attempt each.
+    let mut back = Client::connect(b.addr);
+    back.ask(
+        "/nick u0",
+        "* Welcome back, u0. Rooms: main, ops. Active room: ops.",
+    );
+    for nick in ["u1", "u2", "u3", "flooder"] {
+        let mut other = Client::connect(b.addr);
+        other.send(&format!("/nick {nick}"));
+        let answer = other.line();
+        assert!(
+            answer.starts_with(&format!("* Welcome back, {nick}.")),
+            "{answer}"
+        );
+    }
 }

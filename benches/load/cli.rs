@@ -97,6 +97,11 @@ pub struct Args {
     /// Seconds of traffic before measuring.
     #[arg(long, default_value_t = 2.0)]
     pub warmup: f64,
+    /// Seconds to wait at most after the measured window for messages in flight: until every
+    /// message sent was taken by the server and (fanout, latency) reached every member of the
+    /// room, so that the whole-run counts can be compared with what was expected.
+    #[arg(long, default_value_t = 2.0)]
+    pub drain: f64,
     /// fanout: receivers ask to be woken only once this many bytes wait in their socket
     /// (SO_RCVLOWAT), so the harness reads in big batches and costs less than the server it
     /// measures; 0: off. The closed-loop latencies then include that wait. Receivers that stand

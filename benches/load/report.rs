@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::cli::{Args, Proto, Workload};
 use crate::plan::Layout;
+use crate::run::room_members;
 use crate::shared::{Counts, Shared};
 use crate::stats::{own_cpu_secs, ProcStats};
 
@@ -152,6 +153,16 @@ pub struct Report {
     pub deliveries: u64,
     /// The same per second.
     pub deliveries_per_sec: f64,
+    /// Messages taken by the server (acknowledged to their senders) over the whole run:
+    /// warm-up, window and drain.
+    pub msgs_total: u64,
+    /// Message lines that arrived at clients over the whole run.
+    pub deliveries_total: u64,
+    /// What `deliveries_total` should be if nothing was lost: every message taken reaches
+    /// every member of its room (fanout and latency over chat-server's protocol only).
+    pub deliveries_expected: Option<u64>,
+    /// Expected deliveries that never arrived (negative: more arrived than expected).
+    pub deliveries_missing: Option<i64>,
     /// Churn sessions completed in the window.
     pub sessions: u64,
     /// The same per second.
@@ -209,6 +220,7 @@ impl Report {
             _ => None,
         };
         let deliveries = c1.deliveries - c0.deliveries;
+        let expected = room_members(args).map(|m| total.acked * m);
         let msgs_in = c1.acked - c0.acked;
         let sessions = c1.sessions - c0.sessions;
         let harness_cpu = window.end.own_cpu_secs - window.start.own_cpu_secs;
@@ -258,6 +270,10 @@ impl Report {
             msgs_in_per_sec: per_sec(msgs_in as f64),
             deliveries,
             deliveries_per_sec: per_sec(deliveries as f64),
+            msgs_total: total.acked,
+            deliveries_total: total.deliveries,
+            deliveries_expected: expected,
+            deliveries_missing: expected.map(|e| e as i64 - total.deliveries as i64),
             sessions,
             sessions_per_sec: per_sec(sessions as f64),
             errors: total.errors,
@@ -330,6 +346,19 @@ pub fn print_table(r: &Report) {
         rows.push((
             "deliveries",
             format!("{} ({:.0}/s)", r.deliveries, r.deliveries_per_sec),
+        ));
+        rows.push((
+            "whole run",
+            match (r.deliveries_expected, r.deliveries_missing) {
+                (Some(e), Some(m)) => format!(
+                    "{} msgs taken, {} deliveries of {e} expected ({m} missing)",
+                    r.msgs_total, r.deliveries_total
+                ),
+                _ => format!(
+                    "{} msgs taken, {} deliveries",
+                    r.msgs_total, r.deliveries_total
+                ),
+            },
         ));
     }
     if r.workload == Workload::Churn {

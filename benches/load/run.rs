@@ -68,6 +68,14 @@ pub fn run(args: &Args) -> Result<Report, String> {
     Ok(Report::new(facts, &window, &hist))
 }
 
+/// How many deliveries each message taken by the server makes, where every one goes to a
+/// whole room: the fan-out room's receivers and senders (a sender gets its echo). `None` for
+/// IRC (no echo) and for the other workloads.
+pub fn room_members(args: &Args) -> Option<u64> {
+    let fan = matches!(args.workload, Workload::Fanout | Workload::Latency);
+    (fan && args.protocol == Proto::Chat).then_some((args.receivers + args.senders) as u64)
+}
+
 /// The servers to load: the spawned one first, then every `--addr` (loopback only).
 fn resolve_targets(args: &Args, spawned: Option<SocketAddr>) -> Result<Vec<SocketAddr>, String> {
     let mut targets: Vec<SocketAddr> = spawned.into_iter().collect();
@@ -280,13 +288,17 @@ impl<'a> PhaseDriver<'a> {
         }
     }
 
-    /// Lets closed-loop traffic in flight arrive: waits until every message sent is
-    /// acknowledged, up to 2 s (not for IRC: the run goes straight on).
+    /// Lets traffic in flight arrive: waits until every message sent is acknowledged and, where
+    /// the harness knows who gets what, has reached every member of its room; up to `--drain`
+    /// seconds (not for IRC: the run goes straight on).
     fn drain(&self) {
-        let until = Instant::now() + Duration::from_secs(2);
+        let until = Instant::now() + Duration::from_secs_f64(self.args.drain.max(0.0));
+        let members = room_members(self.args);
         while Instant::now() < until {
+            self.progress("drain");
             let c = self.shared.counts();
-            if c.acked >= c.sent || self.args.protocol == Proto::Irc {
+            let delivered = members.is_none_or(|m| c.deliveries >= c.acked * m);
+            if (c.acked >= c.sent && delivered) || self.args.protocol == Proto::Irc {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -298,12 +298,19 @@ impl Worker {
                     if self.phase >= Phase::Drain {
                         continue;
                     }
-                    if self.conns[ci].state == State::Ready {
-                        self.send_message(ci);
+                    // Open loop: every message due by now goes out, however late this turn
+                    // is (a turn can take milliseconds while a sender's interval is shorter),
+                    // so the load offered is --rate whatever the server does with it.
+                    let interval = Duration::try_from_secs_f64(self.cfg.interval.unwrap_or(1.0))
+                        .unwrap_or(Duration::from_secs(1))
+                        .max(Duration::from_micros(1));
+                    let mut next = at;
+                    while next <= now {
+                        if self.conns[ci].state == State::Ready {
+                            self.send_message(ci);
+                        }
+                        next += interval;
                     }
-                    let interval = self.cfg.interval.unwrap_or(1.0);
-                    // Keep the schedule even if this turn was late.
-                    let next = (at + Duration::from_secs_f64(interval)).max(now);
                     self.timers.push(Reverse((next, Timer::Send(ci))));
                 }
             }

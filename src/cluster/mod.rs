@@ -12,24 +12,37 @@
 //! cannot wait are answered locally (a nick claim is granted if no local client holds the nick),
 //! publishing pauses, and both threads reconnect with backoff; when they are back the loop
 //! re-registers its nicks and swaps rosters with the other nodes.
+//!
+//! Nothing crossing nodes is dropped for want of speed: while any node is behind in delivering
+//! the others' messages, every node paces its clients (`flow.rs`); the loop takes other nodes'
+//! messages a turn's worth at a time from a queue with a hard bound (`notifier.rs`), and hands
+//! jobs to the worker without blocking, holding back what does not fit (`outgoing.rs`).
 
+mod flow;
+mod news;
+mod notifier;
+mod outgoing;
 mod subscriber;
 mod wire;
 mod worker;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use log::warn;
+use log::{debug, warn};
 use mio::Waker;
 
-use crate::chat::{ClaimOutcome, ClientId, Event};
+use crate::chat::{ClientId, Event};
 use crate::protocol::name_key;
 
+use flow::Flow;
+pub use news::{Action, Incoming, RemoteMessage, TurnBudget};
+use notifier::{Levels, Notifier};
+use outgoing::Outgoing;
 use subscriber::Subscriber;
 use wire::{Envelope, StoredSession, Wire};
 use worker::{Job, Worker};
@@ -42,53 +55,26 @@ pub const NICK_TTL: Duration = Duration::from_secs(30);
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// A node not heard from for this long is taken for dead and its users forgotten.
 pub const NODE_TIMEOUT: Duration = Duration::from_secs(20);
-/// Jobs queued for the worker at most; past it, publications are dropped (and counted).
+/// Jobs queued for the worker at most; past it, jobs wait in the loop (`outgoing.rs`).
 const JOB_QUEUE: usize = 65_536;
-/// Other nodes' messages waiting for the loop at most; past it the subscriber drops them.
-const MAX_REMOTE_BACKLOG: usize = 10_000;
-/// Registry jobs held back at most while the worker's queue is full, before session writes are
-/// dropped (claims and releases never are).
-const MAX_BACKLOG: usize = 100_000;
+/// How long a stopping node waits at most for its last jobs (its nick releases among them) to
+/// reach the worker, which sends everything queued before it exits.
+const STOP_WAIT: Duration = Duration::from_secs(2);
 /// Reconnection backoff bounds.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// How long one Redis call may take before the connection is considered broken.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// What the helper threads tell the loop.
-#[derive(Debug)]
-pub enum Incoming {
-    /// Another node's message.
-    Remote {
-        /// The sending node.
-        node: String,
-        /// Its message.
-        message: RemoteMessage,
-    },
-    /// The answer to a nick claim.
-    Claimed {
-        /// The client that asked.
-        client: ClientId,
-        /// The nick it asked for.
-        nick: String,
-        /// The registry's answer.
-        outcome: ClaimOutcome,
-    },
-    /// The subscriber is connected: cross-node delivery works.
-    Up,
-    /// The subscriber lost Redis: cross-node delivery is paused.
-    Down,
-}
-
-/// A message from another node, decoded.
-#[derive(Debug)]
-pub struct RemoteMessage(Wire);
-
 /// The loop's handle on cluster mode.
 pub struct Cluster {
     node: String,
-    jobs: SyncSender<Job>,
+    /// Jobs for the worker.
+    outgoing: Outgoing,
+    /// Other nodes' messages, and the subscription going up and down, in order.
     incoming: Receiver<Incoming>,
+    /// Claim answers and flow-control news, taken every turn.
+    control: Receiver<Incoming>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     /// When each other node was last heard from.
@@ -97,41 +83,28 @@ pub struct Cluster {
     up: bool,
     /// Whether the subscriber was ever connected (the first `Up` is no news to users).
     ever_up: bool,
-    dropped: u64,
     next_beat: Instant,
-    /// Registry jobs that found the worker's queue full, to be sent in order.
-    backlog: VecDeque<Job>,
-    /// News taken while waiting for the first subscription, handed out by the next drain.
-    early: Vec<Incoming>,
-    /// Shared with the subscriber: other nodes' messages not yet drained.
-    remote_backlog: Arc<AtomicUsize>,
+    /// News taken while waiting for the first subscription, handed out first.
+    early: VecDeque<Incoming>,
+    /// Shared with the helper threads: the queues' levels.
+    levels: Arc<Levels>,
+    /// Flow control: who is behind, and whether this node's clients are paced.
+    flow: Flow,
 }
 
-/// What the loop should do about a message from the helper threads.
-pub enum Action {
-    /// Hand this event from `node` to the chat.
-    Deliver(String, RemoteMessage),
-    /// Complete a nick claim.
-    FinishClaim(ClientId, String, ClaimOutcome),
-    /// Replace `node`'s roster.
-    Roster(String, Vec<(String, Vec<String>)>),
-    /// Forget `node`'s users.
-    ForgetNode(String),
-    /// Contact restored (not the first time): tell users, re-register nicks, swap rosters.
-    Restored,
-    /// Contact established for the first time: register, swap rosters quietly.
-    Connected,
-    /// Contact lost: tell users, forget remote users.
-    Lost,
-    /// Another node asks for rosters.
-    SendRoster,
-}
-
-impl RemoteMessage {
-    /// The chat event this message carries, if it carries one.
-    pub fn event(&self) -> Option<Event<'_>> {
-        self.0.as_event()
-    }
+/// Cluster mode's state for the metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct ClusterGauges {
+    /// Whether this node is in contact with Redis.
+    pub up: bool,
+    /// Other nodes' messages waiting for this node's loop.
+    pub backlog: usize,
+    /// Whether this node asks the others to wait for it.
+    pub behind: bool,
+    /// Whether this node paces its clients.
+    pub paced: bool,
+    /// Publications and session writes dropped so far.
+    pub dropped: u64,
 }
 
 impl Cluster {
@@ -146,35 +119,37 @@ impl Cluster {
     ) -> Result<Cluster, String> {
         let client = redis::Client::open(url).map_err(|e| format!("bad Redis URL {url}: {e}"))?;
         let (jobs, job_queue) = mpsc::sync_channel(JOB_QUEUE);
-        let (to_loop, incoming) = mpsc::channel();
+        let (data, incoming) = mpsc::channel();
+        let (control_sender, control) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
-        let remote_backlog = Arc::new(AtomicUsize::new(0));
-        let notify = Notifier {
-            to_loop,
+        let levels = Arc::new(Levels::default());
+        let notify = Notifier::new(
+            data,
+            control_sender,
             waker,
-            stop: Arc::clone(&stop),
-            remote_backlog: Arc::clone(&remote_backlog),
-        };
+            Arc::clone(&stop),
+            Arc::clone(&levels),
+        );
         let worker = Worker::new(client.clone(), node.clone(), session_ttl, notify.clone());
-        let subscriber = Subscriber::new(client, node.clone(), notify);
+        let subscriber = Subscriber::new(client, node.clone(), notify, jobs.clone())?;
         let threads = vec![
             spawn("chat-redis-worker", move || worker.run(job_queue))?,
             spawn("chat-redis-subscriber", move || subscriber.run())?,
         ];
         Ok(Cluster {
             node,
-            jobs,
+            outgoing: Outgoing::new(jobs, Arc::clone(&levels)),
             incoming,
+            control,
             stop,
             threads,
             last_heard: HashMap::new(),
             up: false,
             ever_up: false,
-            dropped: 0,
             next_beat: Instant::now(),
-            backlog: VecDeque::new(),
-            early: Vec::new(),
-            remote_backlog,
+            early: VecDeque::new(),
+            levels,
+            flow: Flow::default(),
         })
     }
 
@@ -188,7 +163,7 @@ impl Cluster {
                 return false;
             };
             let up = matches!(incoming, Incoming::Up);
-            self.early.push(incoming);
+            self.early.push_back(incoming);
             if up {
                 return true;
             }
@@ -198,11 +173,6 @@ impl Cluster {
     /// This node's name.
     pub fn node(&self) -> &str {
         &self.node
-    }
-
-    /// Whether this node is in contact with Redis, as far as the loop has been told.
-    pub fn is_up(&self) -> bool {
-        self.up
     }
 
     /// Forwards a chat event: publishes what other nodes show, stores sessions, frees nicks.
@@ -218,15 +188,17 @@ impl Cluster {
                     active: active.to_string(),
                 };
                 if let Ok(value) = serde_json::to_string(&stored) {
-                    self.submit(Job::SaveSession {
+                    self.outgoing.submit(Job::SaveSession {
                         nick: nick.to_string(),
                         value,
                     });
                 }
             }
-            Event::SessionDropped { nick } => self.submit(Job::DropSession(nick.to_string())),
+            Event::SessionDropped { nick } => {
+                self.outgoing.submit(Job::DropSession(nick.to_string()))
+            }
             Event::NickReleased { nick } => {
-                self.submit(Job::Release(nick.to_string()));
+                self.outgoing.submit(Job::Release(nick.to_string()));
                 self.broadcast(Wire::NickReleased {
                     nick: nick.to_string(),
                 });
@@ -241,7 +213,7 @@ impl Cluster {
 
     /// Asks the registry whether `client` may have `nick`.
     pub fn claim(&mut self, client: ClientId, nick: &str, rename: bool) {
-        self.submit(Job::Claim {
+        self.outgoing.submit(Job::Claim {
             client,
             nick: nick.to_string(),
             rename,
@@ -255,73 +227,55 @@ impl Cluster {
 
     /// Registers all of this node's nicks again and asks the others for their rosters.
     pub fn rejoin(&mut self, nicks: Vec<String>) {
-        self.submit(Job::Register(nicks));
+        self.outgoing.submit(Job::Register(nicks));
         self.broadcast(Wire::Hello);
     }
 
-    /// Takes the helper threads' news and turns it into actions for the loop.
-    pub fn drain(&mut self, now: Instant) -> Vec<Action> {
-        self.retry_backlog();
-        let mut actions = Vec::new();
-        let early = std::mem::take(&mut self.early);
-        let mut ask_rosters = false;
-        let incoming = &self.incoming;
-        for incoming in early.into_iter().chain(incoming.try_iter()) {
-            match incoming {
-                Incoming::Remote { node, message } => {
-                    self.remote_backlog.fetch_sub(1, Ordering::Relaxed);
-                    let known = self.last_heard.insert(node.clone(), now).is_some();
-                    match message.0 {
-                        Wire::Hello => actions.push(Action::SendRoster),
-                        Wire::Roster { rooms } => actions.push(Action::Roster(node, rooms)),
-                        Wire::Bye => {
-                            self.last_heard.remove(&node);
-                            actions.push(Action::ForgetNode(node));
-                        }
-                        Wire::Beat => {
-                            if !known {
-                                // A node we had not heard of (or had given up on): it missed
-                                // our roster, and we have none of its users.
-                                actions.push(Action::SendRoster);
-                                ask_rosters = true;
-                            }
-                        }
-                        wire => actions.push(Action::Deliver(node, RemoteMessage(wire))),
-                    }
-                }
-                Incoming::Claimed {
-                    client,
-                    nick,
-                    outcome,
-                } => actions.push(Action::FinishClaim(client, nick, outcome)),
-                Incoming::Up => {
-                    self.up = true;
-                    let first = !self.ever_up;
-                    self.ever_up = true;
-                    actions.push(if first {
-                        Action::Connected
-                    } else {
-                        Action::Restored
-                    });
-                }
-                Incoming::Down => {
-                    if self.up {
-                        actions.push(Action::Lost);
-                    }
-                    self.up = false;
-                    self.last_heard.clear();
-                }
+    /// After the turn's share of news: tells the other nodes whether this one is behind, and
+    /// decides whether clients are paced. Returns the clients held for pacing once it is over,
+    /// for the loop to read again.
+    pub fn end_turn(&mut self, now: Instant) -> Vec<ClientId> {
+        self.flow.publish_queue(self.outgoing.len());
+        let was_behind = self.flow.behind();
+        let warned = self.levels.warned();
+        if let Some(behind) = self.flow.backlog(self.levels.remote(), warned, now) {
+            if behind != was_behind {
+                // Debug only: under sustained overload this changes several times a second.
+                debug!("cluster: behind: {behind} (the other nodes are told)");
             }
+            if !behind {
+                self.levels.clear_warning();
+            }
+            self.broadcast(Wire::Flow { behind });
         }
-        if ask_rosters {
-            self.broadcast(Wire::Hello);
+        self.flow.update(now)
+    }
+
+    /// Whether clients that publish are held now: the cluster is behind (or another node just
+    /// said so), or this node's own publications pile up in front of its worker.
+    pub fn pacing(&self) -> bool {
+        self.flow.paced() || self.levels.peer_behind() || self.outgoing.len() >= flow::PUBLISH_HIGH
+    }
+
+    /// Holds client `id` (its line was published while pacing) until the pacing ends.
+    pub fn hold(&mut self, id: ClientId) {
+        self.flow.hold(id);
+    }
+
+    /// The state of cluster mode, for the metrics.
+    pub fn gauges(&self) -> ClusterGauges {
+        ClusterGauges {
+            up: self.up,
+            backlog: self.levels.remote().messages,
+            behind: self.flow.behind(),
+            paced: self.pacing(),
+            dropped: self.outgoing.dropped(),
         }
-        actions
     }
 
     /// Heartbeat and failure detection; returns the nodes that went silent.
     pub fn tick(&mut self, now: Instant) -> Vec<String> {
-        self.retry_backlog();
+        self.outgoing.retry();
         if now >= self.next_beat {
             self.next_beat = now + HEARTBEAT;
             self.broadcast(Wire::Beat);
@@ -335,6 +289,7 @@ impl Cluster {
         for node in &silent {
             warn!("node {node} silent for {NODE_TIMEOUT:?}; forgetting its users");
             self.last_heard.remove(node);
+            self.flow.forget(node);
         }
         silent
     }
@@ -344,17 +299,35 @@ impl Cluster {
         self.next_beat
     }
 
+    /// When the loop must turn again without other news: the heartbeat, a flow-control
+    /// deadline, or at once while other nodes' messages wait for it.
+    pub fn next_wake(&self) -> Instant {
+        let now = Instant::now();
+        if !self.early.is_empty() || self.levels.remote().messages > 0 {
+            return now;
+        }
+        self.flow
+            .next_deadline(now)
+            .map_or(self.next_beat, |at| at.min(self.next_beat))
+    }
+
     /// Frees this node's `nicks` in the registry (so their users can log in elsewhere at once),
-    /// says goodbye to the other nodes and stops the helper threads.
+    /// says goodbye to the other nodes and stops the helper threads. Waits (up to
+    /// [`STOP_WAIT`]) until every job, held back ones included, is in the worker's queue; the
+    /// worker sends its whole queue before it exits.
     pub fn stop(mut self, nicks: Vec<String>) {
-        self.retry_backlog();
         for nick in nicks {
-            self.submit(Job::Release(nick));
+            self.outgoing.submit(Job::Release(nick));
         }
         self.broadcast(Wire::Bye);
+        self.outgoing.flush(STOP_WAIT);
         self.stop.store(true, Ordering::SeqCst);
-        drop(self.jobs);
-        for thread in self.threads.drain(..) {
+        let Cluster {
+            outgoing, threads, ..
+        } = self;
+        // The worker sees its queue disconnected once it has taken everything.
+        drop(outgoing);
+        for thread in threads {
             let _ = thread.join();
         }
     }
@@ -365,113 +338,9 @@ impl Cluster {
             body,
         };
         match serde_json::to_string(&envelope) {
-            Ok(payload) => self.submit(Job::Publish(payload)),
+            Ok(payload) => self.outgoing.submit(Job::Publish(payload)),
             Err(e) => warn!("could not encode a cluster message: {e}"),
         }
-    }
-
-    /// Hands a job to the worker without ever blocking the loop.
-    ///
-    /// When the worker's queue is full, publications are dropped (pub/sub is at most once
-    /// anyway), but registry jobs (claims, releases, sessions) wait in the backlog, in order: a
-    /// lost release would keep a nick taken for as long as this node lives.
-    fn submit(&mut self, job: Job) {
-        let registry = !matches!(job, Job::Publish(_));
-        if registry && !self.backlog.is_empty() {
-            self.hold_back(job);
-            return;
-        }
-        match self.jobs.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(job)) if registry => self.hold_back(job),
-            Err(TrySendError::Full(_)) => self.count_dropped(),
-            Err(TrySendError::Disconnected(_)) => {}
-        }
-    }
-
-    /// Keeps a registry job for later; past [`MAX_BACKLOG`] only session writes are dropped
-    /// (every session is written again when contact is restored).
-    fn hold_back(&mut self, job: Job) {
-        if self.backlog.len() >= MAX_BACKLOG && matches!(job, Job::SaveSession { .. }) {
-            self.count_dropped();
-            return;
-        }
-        self.backlog.push_back(job);
-    }
-
-    /// Moves held-back registry jobs to the worker, oldest first, as far as its queue allows.
-    fn retry_backlog(&mut self) {
-        while let Some(job) = self.backlog.pop_front() {
-            match self.jobs.try_send(job) {
-                Ok(()) => {}
-                Err(TrySendError::Full(job)) => {
-                    self.backlog.push_front(job);
-                    return;
-                }
-                Err(TrySendError::Disconnected(_)) => {
-                    self.backlog.clear();
-                    return;
-                }
-            }
-        }
-    }
-
-    fn count_dropped(&mut self) {
-        self.dropped += 1;
-        if self.dropped.is_power_of_two() {
-            warn!(
-                "Redis is not keeping up: {} cluster messages dropped so far",
-                self.dropped
-            );
-        }
-    }
-}
-
-/// Hands news to the loop and wakes it.
-#[derive(Clone)]
-struct Notifier {
-    to_loop: Sender<Incoming>,
-    waker: Arc<Waker>,
-    stop: Arc<AtomicBool>,
-    /// Other nodes' messages handed to the loop and not yet taken by it.
-    remote_backlog: Arc<AtomicUsize>,
-}
-
-impl Notifier {
-    /// Hands another node's message to the loop, unless the loop is already
-    /// [`MAX_REMOTE_BACKLOG`] messages behind (it cannot fan out as fast as the other nodes
-    /// send): then the message is dropped and `false` returned, so memory stays bounded.
-    fn send_remote(&self, node: String, message: RemoteMessage) -> bool {
-        if self.remote_backlog.load(Ordering::Relaxed) >= MAX_REMOTE_BACKLOG {
-            return false;
-        }
-        self.remote_backlog.fetch_add(1, Ordering::Relaxed);
-        self.send(Incoming::Remote { node, message });
-        true
-    }
-
-    fn send(&self, incoming: Incoming) {
-        if self.to_loop.send(incoming).is_ok() {
-            if let Err(e) = self.waker.wake() {
-                warn!("could not wake the poll loop: {e}");
-            }
-        }
-    }
-
-    fn stopping(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
-    }
-
-    /// Sleeps for `pause` in short steps, returning early (true) if the cluster is stopping.
-    fn pause(&self, pause: Duration) -> bool {
-        let until = Instant::now() + pause;
-        while Instant::now() < until {
-            if self.stopping() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
-        }
-        self.stopping()
     }
 }
 

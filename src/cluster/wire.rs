@@ -56,6 +56,11 @@ pub enum Wire {
     Beat,
     /// A node is stopping.
     Bye,
+    /// Flow control: the node is behind in delivering the others' messages and asks them to
+    /// pace their clients (`true`, renewed while it lasts), or has caught up.
+    Flow {
+        behind: bool,
+    },
 }
 
 impl Wire {
@@ -123,7 +128,9 @@ impl Wire {
             Wire::Private { from, to, text } => Event::Private { from, to, text },
             Wire::NickClaimed { nick } => Event::NickClaimed { nick },
             Wire::NickReleased { nick } => Event::NickReleased { nick },
-            Wire::Hello | Wire::Roster { .. } | Wire::Beat | Wire::Bye => return None,
+            Wire::Hello | Wire::Roster { .. } | Wire::Beat | Wire::Bye | Wire::Flow { .. } => {
+                return None
+            }
         })
     }
 }

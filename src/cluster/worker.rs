@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
+use super::notifier::Notifier;
 use super::wire::StoredSession;
 use super::{
-    connect, next_backoff, nick_key, session_key, Incoming, Notifier, BACKOFF_MIN, EVENTS_CHANNEL,
-    HEARTBEAT, NICK_TTL,
+    connect, next_backoff, nick_key, session_key, Incoming, BACKOFF_MIN, EVENTS_CHANNEL, HEARTBEAT,
+    NICK_TTL,
 };
 use crate::chat::{ClaimOutcome, ClientId, SavedRooms};
 use crate::protocol::name_key;
@@ -160,6 +161,7 @@ impl Worker {
             };
             // Take everything already queued: one pipelined round trip instead of many.
             batch.extend(jobs.try_iter().take(MAX_BATCH));
+            self.notify.jobs_taken(batch.len());
             if self
                 .claims_wait_until
                 .is_some_and(|until| Instant::now() >= until)
@@ -177,6 +179,7 @@ impl Worker {
             if stopping {
                 // The goodbye and the nick releases were queued before the stop: sent above.
                 let rest: Vec<Job> = jobs.try_iter().collect();
+                self.notify.jobs_taken(rest.len());
                 self.serve(&mut link, rest, false);
                 return;
             }
@@ -263,7 +266,7 @@ impl Worker {
         match job {
             Job::Claim { client, nick, .. } => {
                 self.held.insert(name_key(&nick));
-                self.notify.send(Incoming::Claimed {
+                self.notify.send_control(Incoming::Claimed {
                     client,
                     nick,
                     outcome: ClaimOutcome::Granted(None),
@@ -364,7 +367,7 @@ impl Worker {
                 if matches!(outcome, ClaimOutcome::Granted(_)) {
                     self.held.insert(name_key(&nick));
                 }
-                self.notify.send(Incoming::Claimed {
+                self.notify.send_control(Incoming::Claimed {
                     client,
                     nick,
                     outcome,

@@ -73,6 +73,8 @@ pub(crate) struct Connection {
     pub(crate) flood: FloodBudget,
     /// Not read until the chat takes lines again (its nick claim is pending with a full queue).
     pub(crate) waiting_for_chat: bool,
+    /// Not read until the cluster has caught up (flow control between nodes).
+    pub(crate) waiting_for_cluster: bool,
     /// The loop turn in which the connection was last read.
     pub(crate) read_in_turn: u64,
     /// Output left over from earlier turns (the socket did not take all of it).
@@ -98,6 +100,7 @@ impl Connection {
             unread: Vec::new(),
             flood: FloodBudget::new(now),
             waiting_for_chat: false,
+            waiting_for_cluster: false,
             read_in_turn: 0,
             out: Vec::new(),
             written: 0,
@@ -106,9 +109,10 @@ impl Connection {
         }
     }
 
-    /// Whether the loop leaves the socket unread for now (flood control, or the chat).
+    /// Whether the loop leaves the socket unread for now (flood control, the chat, or the
+    /// cluster's flow control).
     pub(crate) fn is_held(&self) -> bool {
-        self.flood.waiting || self.waiting_for_chat
+        self.flood.waiting || self.waiting_for_chat || self.waiting_for_cluster
     }
 
     /// Bytes queued and not yet written.

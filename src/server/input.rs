@@ -2,12 +2,14 @@
 //! per-turn budgets that keep one flooding client from starving the others, and within its
 //! flood budget (`flood.rs`).
 //!
-//! A client whose input cannot be taken now is held in one of three ways, and its lines are
+//! A client whose input cannot be taken now is held in one of four ways, and its lines are
 //! handled later in the order sent: out of its per-turn budget, it is read again next turn
 //! (`unfinished_reads`); out of its flood budget, its socket is left unread until the budget
 //! has a token again; while the chat takes no lines from it (a nick claim pending with a full
-//! queue), until the chat has decided. Input already read stays in the connection's `unread`,
-//! at most one read's worth, because a held socket is not read again before that is used up.
+//! queue), until the chat has decided; in cluster mode, once a line of it was published while
+//! the cluster is behind (flow control), until the cluster has caught up (`cluster_news.rs`).
+//! Input already read stays in the connection's `unread`, at most one read's worth, because a
+//! held socket is not read again before that is used up.
 
 use std::io::{ErrorKind, Read};
 use std::time::Instant;
@@ -18,6 +20,7 @@ use super::flood::FloodControl;
 use super::metrics::Disconnect;
 use super::{Server, LINES_PER_TURN, READ_BUDGET};
 use crate::chat::{Chat, ClientId, Outbox};
+use crate::cluster::Cluster;
 use crate::protocol::{line_cost, Decoded};
 
 /// Why a client's input stopped being taken.
@@ -33,6 +36,9 @@ enum Stop {
     Flood,
     /// The chat takes no more lines from it until its nick claim is decided.
     Chat,
+    /// Its line went to the other nodes while the cluster is behind: the rest waits until the
+    /// cluster has caught up.
+    Paced,
 }
 
 /// The parts of the server that feeding lines to the chat needs.
@@ -168,6 +174,13 @@ impl Server {
             Stop::Done | Stop::Closed => {}
             Stop::Turn => self.unfinished_reads.push(id),
             Stop::Chat => conn.waiting_for_chat = true,
+            Stop::Paced => {
+                conn.waiting_for_cluster = true;
+                self.delivery.metrics.cluster_pace_delays += 1;
+                if let Some(cluster) = self.delivery.cluster.as_mut() {
+                    cluster.hold(id);
+                }
+            }
             Stop::Flood => {
                 self.flood.wait(id, &mut conn.flood);
                 let lines_wait = !conn.unread.is_empty();
@@ -272,6 +285,7 @@ impl Feed<'_> {
                 // One line at a time: whether the next one may be handled depends on this one.
                 let mut one = 1;
                 let mut cost = 0;
+                let published = self.delivery.metrics.cluster_published;
                 let (chat, delivery, now) = (&mut *self.chat, &mut *self.delivery, self.now);
                 let priced = self.flood.is_on();
                 used += decoder.feed_lines(&input[used..], self.max_line, &mut one, |decoded| {
@@ -292,6 +306,12 @@ impl Feed<'_> {
                 *lines -= 1 - one;
                 if let Some(conn) = self.delivery.get_mut(id) {
                     self.flood.charge(&mut conn.flood, cost, self.now);
+                }
+                // Flow control: one line of a client reaches the other nodes per paced spell.
+                if self.delivery.metrics.cluster_published != published
+                    && self.delivery.cluster.as_ref().is_some_and(Cluster::pacing)
+                {
+                    break Stop::Paced;
                 }
             };
         if let Some(conn) = self.delivery.get_mut(id) {

@@ -8,6 +8,8 @@
 use std::fmt::Write;
 use std::time::Duration;
 
+use crate::cluster::ClusterGauges;
+
 /// Why a connection ended, or why a client was turned away: the `reason` label of
 /// `chat_disconnects_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +86,8 @@ pub(crate) struct Metrics {
     pub(crate) cluster_published: u64,
     /// Events from other nodes handed to the chat.
     pub(crate) cluster_received: u64,
+    /// Times a client was held because the cluster is behind (flow control).
+    pub(crate) cluster_pace_delays: u64,
     disconnects: [u64; Disconnect::ALL.len()],
     /// Turns per bucket of [`TURN_BUCKETS_MICROS`], and past the last one.
     turn_buckets: [u64; TURN_BUCKETS_MICROS.len() + 1],
@@ -97,8 +101,8 @@ pub(crate) struct Gauges {
     pub(crate) connections: usize,
     pub(crate) sessions_saved: usize,
     pub(crate) rooms: usize,
-    /// `None` standalone; in cluster mode, whether this node is in contact with Redis.
-    pub(crate) cluster_up: Option<bool>,
+    /// `None` standalone; in cluster mode, its state.
+    pub(crate) cluster: Option<ClusterGauges>,
 }
 
 impl Metrics {
@@ -187,7 +191,7 @@ impl Metrics {
             m.line(&series, self.disconnects[why as usize]);
         }
         self.render_turns(&mut m);
-        if let Some(up) = gauges.cluster_up {
+        if let Some(state) = gauges.cluster {
             let cluster = [
                 (
                     COUNTER,
@@ -205,7 +209,37 @@ impl Metrics {
                     GAUGE,
                     "chat_cluster_up",
                     "1 while this node is in contact with the cluster's Redis.",
-                    u64::from(up),
+                    u64::from(state.up),
+                ),
+                (
+                    GAUGE,
+                    "chat_cluster_backlog",
+                    "Messages from other nodes waiting for this node to deliver them.",
+                    as_u64(state.backlog),
+                ),
+                (
+                    GAUGE,
+                    "chat_cluster_behind",
+                    "1 while this node asks the other nodes to pace their clients.",
+                    u64::from(state.behind),
+                ),
+                (
+                    GAUGE,
+                    "chat_cluster_paced",
+                    "1 while this node paces its clients because a node is behind.",
+                    u64::from(state.paced),
+                ),
+                (
+                    COUNTER,
+                    "chat_cluster_pace_delays_total",
+                    "Times flow control stopped reading a client until the cluster caught up.",
+                    self.cluster_pace_delays,
+                ),
+                (
+                    COUNTER,
+                    "chat_cluster_dropped_total",
+                    "Cluster messages and session writes dropped because Redis did not keep up.",
+                    state.dropped,
                 ),
             ];
             for (kind, name, help, value) in cluster {
@@ -263,7 +297,13 @@ mod tests {
             connections: 3,
             sessions_saved: 1,
             rooms: 2,
-            cluster_up,
+            cluster: cluster_up.map(|up| ClusterGauges {
+                up,
+                backlog: 1_500,
+                behind: false,
+                paced: true,
+                dropped: 0,
+            }),
         };
         let mut text = String::new();
         metrics.render(&gauges, &mut text);
@@ -302,6 +342,11 @@ mod tests {
         let cluster = rendered(&metrics, Some(true));
         assert!(cluster.contains("chat_cluster_up 1\n"));
         assert!(cluster.contains("chat_cluster_published_total 0\n"));
+        assert!(cluster.contains("# TYPE chat_cluster_backlog gauge\nchat_cluster_backlog 1500\n"));
+        assert!(cluster.contains("chat_cluster_behind 0\n"));
+        assert!(cluster.contains("chat_cluster_paced 1\n"));
+        assert!(cluster.contains("chat_cluster_pace_delays_total 0\n"));
+        assert!(cluster.contains("chat_cluster_dropped_total 0\n"));
     }
 
     #[test]

@@ -190,7 +190,7 @@ impl Server {
             connections: self.delivery.connections.len(),
             sessions_saved: self.chat.saved_count(),
             rooms: self.chat.room_count(),
-            cluster_up: self.delivery.cluster.as_ref().map(Cluster::is_up),
+            cluster: self.delivery.cluster.as_ref().map(Cluster::gauges),
         }
     }
 }

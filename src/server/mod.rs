@@ -9,7 +9,8 @@
 //!    `READ_BUDGET` bytes and `LINES_PER_TURN` lines, so one flooder cannot starve the rest;
 //!    the remainder is read next turn; a client past its flood budget is not read until the
 //!    budget has a token again, `flood`);
-//! 3. take in what the cluster's Redis threads reported (`cluster_news`);
+//! 3. take in what the cluster's Redis threads reported, other nodes' messages a turn's worth
+//!    at a time, and release the clients held by flow control once it is over (`cluster_news`);
 //! 4. reap connections that died during the turn, telling the chat so it saves their sessions,
 //!    and write every connection that got output, one `write()` each (`delivery`, `closing`);
 //! 5. after a quiet second, give the output path's memory back.
@@ -313,7 +314,7 @@ impl Server {
             return Some(Duration::ZERO);
         }
         let housekeeping = (self.chat.saved_count() > 0).then_some(self.next_housekeeping);
-        let cluster_tick = self.delivery.cluster.as_ref().map(Cluster::next_tick);
+        let cluster_tick = self.delivery.cluster.as_ref().map(Cluster::next_wake);
         let deadline = [
             housekeeping,
             self.admission.paused_until(),

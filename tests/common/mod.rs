@@ -360,6 +360,21 @@ impl RedisServer {
     }
 }
 
+impl RedisServer {
+    /// Makes Redis hold every write command (PUBLISH and scripts included) for `pause`, as a
+    /// Redis that stalls for a moment would; reads still get answers.
+    pub fn pause_writes(&self, pause: Duration) {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to Redis");
+        let command = format!("CLIENT PAUSE {} WRITE\r\n", pause.as_millis());
+        stream
+            .write_all(command.as_bytes())
+            .expect("send CLIENT PAUSE");
+        let mut reply = [0u8; 5];
+        std::io::Read::read_exact(&mut stream, &mut reply).expect("Redis answers");
+        assert_eq!(&reply, b"+OK\r\n", "CLIENT PAUSE accepted");
+    }
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();

@@ -36,9 +36,12 @@ pub(super) fn nick(
     }
     if chat.accounts.is_registered(&key) {
         out.send(id, messages::nick_registered(&mut chat.line, name));
-    } else if chat.clients.holder(&key).is_some() || chat.remote.user(name).is_some() {
+    } else if chat.clients.holder(&key).is_some() {
         out.send(id, messages::nick_in_use(&mut chat.line, name));
     } else if chat.config.shared_registry {
+        // The registry decides even for a nick this node sees on another node: what it knows
+        // of other nodes' users lags behind the registry (a node that stops frees its nicks
+        // in the registry before the others hear it is gone).
         chat.start_claim(id, name, current.is_some(), out);
     } else {
         chat.take_nick(id, name, key, now, out);
