@@ -14,7 +14,9 @@
 //!   every line a user can see in `chat/messages.rs`; it answers through the
 //!   [`chat::Outbox`] seam;
 //! - `cluster`: cluster mode, the adapter between the chat's [`chat::Event`]s and Redis
-//!   (a publisher and registry worker thread, a subscriber thread, the wire format);
+//!   (a publisher and registry worker thread, a subscriber thread, the wire format), and flow
+//!   control between nodes (`cluster/flow.rs`: the cluster paces its senders while a node is
+//!   behind, instead of dropping);
 //! - [`config`]: command-line and environment settings, with every default written once;
 //! - [`logging`], [`notify`]: running under systemd (journal priorities, readiness).
 //!
