@@ -11,13 +11,14 @@
 //! - [`protocol`]: bytes to lines (`decoder.rs`, telnet included), a line to a command
 //!   (`command.rs`), the rules for names (`names.rs`);
 //! - [`chat`]: sessions, rooms and commands, free of I/O; one file a command under `chat/cmd/`,
-//!   every line a user can see in `chat/messages.rs`; it answers through the
+//!   every line a user can see in `chat/messages/`; it answers through the
 //!   [`chat::Outbox`] seam;
 //! - `cluster`: cluster mode, the adapter between the chat's [`chat::Event`]s and Redis
-//!   (a publisher and registry worker thread, a subscriber thread, the wire format);
+//!   (a publisher and registry worker thread, a subscriber thread, the wire format), and flow
+//!   control between nodes (`cluster/flow.rs`: the cluster paces its senders while a node is
+//!   behind, instead of dropping);
 //! - [`store`]: the data dir (`--data-dir`): the chat's changes written to SQLite by a storage
 //!   thread behind a bounded queue (`store/worker.rs`, `store/disk.rs`), loaded back at start;
-
 //! - [`config`]: command-line and environment settings, with every default written once;
 //! - [`logging`], [`notify`]: running under systemd (journal priorities, readiness).
 //!
