@@ -379,3 +379,85 @@ fn a_node_stopped_gracefully_frees_its_nicks_at_once() {
         );
     }
 }
+
+/// Reads a replay or `/history` frame: the header `* {header_start}...`, then `count` lines
+/// of room `room`, then `end`; returns the lines without their `[ROOM TIME] `.
+fn framed(
+    client: &mut Client,
+    header_start: &str,
+    room: &str,
+    count: usize,
+    end: &str,
+) -> Vec<String> {
+    let header = client.line();
+    assert!(header.starts_with(header_start), "{header}");
+    let lines = (0..count)
+        .map(|_| {
+            let (in_room, rest) = common::replayed(&client.line());
+            assert_eq!(in_room, room);
+            rest
+        })
+        .collect();
+    client.expect(end);
+    lines
+}
+
+#[test]
+fn what_a_user_missed_is_replayed_on_another_node_and_history_is_shared() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "a"), node(&redis, "b"));
+    let mut vasya = login(&a, "Вася");
+    let mut alice = login(&b, "Алиса");
+    vasya.wait_for(2, |l| l == "* [main] Алиса joined");
+    alice.ask("видно вживую", "You: видно вживую");
+    vasya.expect("[main] Алиса: видно вживую");
+    vasya.send("/quit");
+    vasya.read_until_closed();
+    alice.wait_for(2, |l| {
+        l == "* [main] Вася left" || l == "* [main] Вася disconnected"
+    });
+    alice.ask("Вася, ты где?", "You: Вася, ты где?");
+    alice.ask("/me ждёт", "You: * Алиса ждёт");
+
+    // Back on the other node: exactly what was said after he left, not what he saw live.
+    let mut back = Client::connect(b.addr);
+    let welcome = retry_until(&mut back, "/nick Вася", Duration::from_secs(10), |l| {
+        l != "! nick Вася is in use"
+    });
+    assert_eq!(
+        welcome,
+        "* Welcome back, Вася. Rooms: main. Active room: main."
+    );
+    let missed = framed(
+        &mut back,
+        "* Missed in main: 2 messages since ",
+        "main",
+        2,
+        "* End of missed messages in main.",
+    );
+    assert_eq!(missed, ["Алиса: Вася, ты где?", "* Алиса ждёт"]);
+    alice.expect("* [main] Вася joined");
+    alice.ask("вот ты где", "You: вот ты где");
+    back.expect("[main] Алиса: вот ты где");
+
+    // A node started later reads the rooms' history from Redis.
+    let c = node(&redis, "c");
+    let mut late = login(&c, "поздний");
+    late.send("/history 4");
+    let history = framed(
+        &mut late,
+        "* History of main: the last 4 messages.",
+        "main",
+        4,
+        "* End of history of main.",
+    );
+    assert_eq!(
+        history,
+        [
+            "Алиса: видно вживую",
+            "Алиса: Вася, ты где?",
+            "* Алиса ждёт",
+            "Алиса: вот ты где",
+        ]
+    );
+}

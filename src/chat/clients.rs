@@ -1,8 +1,9 @@
 //! This node's connected clients and the nicks they hold.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
-use super::{ClientId, RoomId};
+use super::{ClientId, RoomId, SavedRooms};
 use crate::protocol::LineError;
 
 /// Lines a client may send while a nick claim or a password check is under way; they are
@@ -26,6 +27,20 @@ pub(crate) enum Waiting {
     Claim(String),
     /// The answer to the auth job with this ticket.
     Auth(u64),
+    /// Cluster mode: the nick is granted with a session saved on another node, whose user saw
+    /// messages that have not reached this node yet.
+    CatchUp(Box<CatchUp>),
+}
+
+/// A login waiting for this node to see what its user saw on another node.
+#[derive(Debug)]
+pub(crate) struct CatchUp {
+    /// The nick as granted.
+    pub(crate) nick: String,
+    /// The session from the registry.
+    pub(crate) saved: SavedRooms,
+    /// When the login goes ahead anyway (the messages may have been lost on the way).
+    pub(crate) until: Instant,
 }
 
 /// What to do when a password has been hashed or checked.

@@ -1,5 +1,7 @@
 //! What the chat tells the rest of a cluster, and what a cluster answers.
 
+use super::history::RoomClock;
+
 /// A change in the chat that concerns more than this node's own clients.
 ///
 /// Every room line, presence change, private message to an absent user, nick claim and session
@@ -15,6 +17,8 @@ pub enum Event<'a> {
         nick: &'a str,
         /// The message text.
         text: &'a str,
+        /// When and (in a cluster) where it was taken in.
+        stamp: Stamp<'a>,
     },
     /// A `/me` action in a room.
     Acted {
@@ -24,6 +28,8 @@ pub enum Event<'a> {
         nick: &'a str,
         /// The action text.
         text: &'a str,
+        /// When and (in a cluster) where it was taken in.
+        stamp: Stamp<'a>,
     },
     /// Someone entered or left a room, or renamed while in it.
     Presence {
@@ -75,6 +81,62 @@ pub enum Event<'a> {
     },
 }
 
+/// A room message or action, whichever of [`Event::Said`] and [`Event::Acted`] it came as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomMessage<'a> {
+    /// The room's display name.
+    pub room: &'a str,
+    /// The sender's nick.
+    pub nick: &'a str,
+    /// The text.
+    pub text: &'a str,
+    /// A `/me` action.
+    pub action: bool,
+    /// When and (in a cluster) where it was taken in.
+    pub stamp: Stamp<'a>,
+}
+
+impl<'a> Event<'a> {
+    /// The room message this event is, if it is one.
+    pub fn room_message(&self) -> Option<RoomMessage<'a>> {
+        let (room, nick, text, stamp, action) = match *self {
+            Event::Said {
+                room,
+                nick,
+                text,
+                stamp,
+            } => (room, nick, text, stamp, false),
+            Event::Acted {
+                room,
+                nick,
+                text,
+                stamp,
+            } => (room, nick, text, stamp, true),
+            _ => return None,
+        };
+        Some(RoomMessage {
+            room,
+            nick,
+            text,
+            action,
+            stamp,
+        })
+    }
+}
+
+/// When a room message was taken in, and in a cluster by which node incarnation and with
+/// which number among that incarnation's messages in the room (see `history.rs`): what lets
+/// any node tell which messages a returning user missed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stamp<'a> {
+    /// The node incarnation that took it in; empty standalone.
+    pub origin: &'a str,
+    /// Its number among that incarnation's messages in the room; 0 standalone.
+    pub seq: u64,
+    /// When it was taken in, in milliseconds since the Unix epoch (UTC).
+    pub at_ms: u64,
+}
+
 /// The kinds of presence change announced to a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Presence<'a> {
@@ -111,4 +173,8 @@ pub struct SavedRooms {
     pub marks: Vec<u64>,
     /// When the user left, in milliseconds since the Unix epoch (UTC).
     pub left_at_ms: u64,
+    /// Cluster mode: for each of `rooms`, the room's clock when the user left (the last
+    /// message seen from each node), which means the same on every node; used instead of
+    /// `marks` when present.
+    pub clocks: Vec<RoomClock>,
 }

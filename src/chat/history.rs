@@ -6,8 +6,17 @@
 //! the kept messages numbered after the mark, and the ones numbered after it that are no longer
 //! kept are counted as lost. Eviction is always oldest first within a room, so what a room
 //! keeps is one run of numbers ending at its count.
+//!
+//! In a cluster those numbers are this node's own (each node sees the others' messages in its
+//! own interleaving), so a session that comes back on another node needs marks that mean the
+//! same everywhere: every message also carries its [`Origin`] (the node incarnation that took
+//! it in and its number among that node's messages in the room), each room keeps its *clock*
+//! (the last number seen from each origin), and a departing user's marks are those clocks.
+//! Messages from one origin reach every node in order, so "after the mark" is, per origin, a
+//! number above the clock's.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 /// What one kept message costs besides its text, for the byte bound (strings, numbers, the
 /// global order entry).
@@ -26,6 +35,41 @@ pub struct StoredMessage {
     pub text: String,
     /// A `/me` action rather than a plain message.
     pub action: bool,
+    /// In a cluster: the node that took it in, and its number there.
+    pub origin: Option<Origin>,
+}
+
+/// Where a message of a cluster comes from: the node incarnation that took it in (its name
+/// and start time, so a restarted node counts afresh) and the message's number among that
+/// incarnation's messages in the room (1 for the first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The node incarnation.
+    pub node: Arc<str>,
+    /// The message's number among that incarnation's messages in its room.
+    pub seq: u64,
+}
+
+/// When a message was taken in, and (in a cluster) from where.
+#[derive(Debug, Clone)]
+pub(crate) struct Taken {
+    /// Milliseconds since the Unix epoch (UTC).
+    pub(crate) at_ms: u64,
+    /// In a cluster: the node that took it in, and its number there.
+    pub(crate) origin: Option<Origin>,
+}
+
+/// A room's clock in a cluster: for each origin, the number of the last of its messages seen
+/// in the room. Also a returning user's mark for the room.
+pub type RoomClock = Vec<(String, u64)>;
+
+/// Where a returning user left off in a room.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Mark<'a> {
+    /// The room's count of messages on this server.
+    Count(u64),
+    /// The room's clock (cluster mode).
+    Clock(&'a [(String, u64)]),
 }
 
 impl StoredMessage {
@@ -39,6 +83,26 @@ impl StoredMessage {
 struct RoomHistory {
     posted: u64,
     messages: VecDeque<StoredMessage>,
+    /// Cluster mode: the last number seen from each origin.
+    clock: Vec<(Arc<str>, u64)>,
+}
+
+impl RoomHistory {
+    /// The last number seen from origin `node` (0 for none).
+    fn seen(&self, node: &str) -> u64 {
+        self.clock
+            .iter()
+            .find(|(n, _)| &**n == node)
+            .map_or(0, |&(_, seq)| seq)
+    }
+
+    /// Notes that the message numbered `seq` of origin `node` was seen.
+    fn see(&mut self, origin: &Origin) {
+        match self.clock.iter_mut().find(|(n, _)| *n == origin.node) {
+            Some((_, seq)) => *seq = (*seq).max(origin.seq),
+            None => self.clock.push((Arc::clone(&origin.node), origin.seq)),
+        }
+    }
 }
 
 /// The bounds of the history.
@@ -75,6 +139,8 @@ pub(crate) struct History {
     /// Rooms that dropped messages since the last [`History::take_trimmed`], with the number
     /// of the last message dropped: what storage must forget too.
     trimmed: Vec<(String, u64)>,
+    /// Cluster mode: every origin seen, shared by the messages and clocks that name it.
+    origins: Vec<Arc<str>>,
 }
 
 impl History {
@@ -87,7 +153,18 @@ impl History {
             stale: 0,
             bytes: 0,
             trimmed: Vec::new(),
+            origins: Vec::new(),
         }
+    }
+
+    /// The shared name of origin `node` (a handful per cluster: one per node start).
+    pub(crate) fn intern(&mut self, node: &str) -> Arc<str> {
+        if let Some(known) = self.origins.iter().find(|o| &***o == node) {
+            return Arc::clone(known);
+        }
+        let name: Arc<str> = Arc::from(node);
+        self.origins.push(Arc::clone(&name));
+        name
     }
 
     /// The bounds.
@@ -105,16 +182,48 @@ impl History {
         self.rooms.get(key).map_or(0, |r| r.posted)
     }
 
+    /// Room `key`'s clock (cluster mode): the last number seen from each origin.
+    pub(crate) fn clock(&self, key: &str) -> RoomClock {
+        self.rooms.get(key).map_or_else(Vec::new, |r| {
+            r.clock
+                .iter()
+                .map(|(node, seq)| (node.to_string(), *seq))
+                .collect()
+        })
+    }
+
+    /// The number the next message of origin `node` in room `key` gets.
+    pub(crate) fn next_seq(&self, key: &str, node: &str) -> u64 {
+        self.rooms.get(key).map_or(0, |r| r.seen(node)) + 1
+    }
+
+    /// Whether message `origin` of room `key` was seen already (a cluster message that came
+    /// both from the store at start and from the channel).
+    pub(crate) fn has_seen(&self, key: &str, origin: &Origin) -> bool {
+        self.rooms
+            .get(key)
+            .is_some_and(|r| r.seen(&origin.node) >= origin.seq)
+    }
+
+    /// Whether a mark taken elsewhere in the cluster is ahead of room `key` here: some
+    /// message the user saw has not reached this node yet.
+    pub(crate) fn is_behind(&self, key: &str, mark: &[(String, u64)]) -> bool {
+        let room = self.rooms.get(key);
+        mark.iter()
+            .any(|(node, seq)| room.map_or(0, |r| r.seen(node)) < *seq)
+    }
+
     /// Keeps a message posted in room `key` at `at_ms`; returns its number in the room, and
     /// drops what the bounds no longer allow.
     pub(crate) fn record(
         &mut self,
         key: &str,
-        at_ms: u64,
         nick: &str,
         text: &str,
         action: bool,
+        taken: Taken,
     ) -> u64 {
+        let Taken { at_ms, origin } = taken;
         // Looked up before inserting: `entry` would allocate the key for every message.
         if !self.rooms.contains_key(key) {
             self.rooms.insert(key.to_string(), RoomHistory::default());
@@ -124,6 +233,9 @@ impl History {
         };
         room.posted += 1;
         let number = room.posted;
+        if let Some(origin) = &origin {
+            room.see(origin);
+        }
         if self.limits.per_room == 0 {
             return number;
         }
@@ -133,6 +245,7 @@ impl History {
             nick: nick.to_string(),
             text: text.to_string(),
             action,
+            origin,
         };
         self.bytes += message.cost();
         room.messages.push_back(message);
@@ -155,6 +268,9 @@ impl History {
         let enabled = self.enabled();
         let room = self.rooms.entry(key.to_string()).or_default();
         room.posted = room.posted.max(message.number);
+        if let Some(origin) = &message.origin {
+            room.see(origin);
+        }
         if !enabled {
             return;
         }
@@ -226,16 +342,34 @@ impl History {
     }
 
     /// What was posted in room `key` after `mark`.
-    pub(crate) fn missed_since(&self, key: &str, mark: u64) -> Missed<'_> {
+    pub(crate) fn missed_since(&self, key: &str, mark: Mark<'_>) -> Missed<'_> {
         let Some(room) = self.rooms.get(key) else {
             return Missed {
                 messages: Vec::new(),
                 lost: 0,
             };
         };
-        let messages: Vec<&StoredMessage> =
-            room.messages.iter().filter(|m| m.number > mark).collect();
-        let missed = room.posted.saturating_sub(mark);
+        let (messages, missed): (Vec<&StoredMessage>, u64) = match mark {
+            Mark::Count(mark) => (
+                room.messages.iter().filter(|m| m.number > mark).collect(),
+                room.posted.saturating_sub(mark),
+            ),
+            Mark::Clock(mark) => {
+                let seen = |node: &str| {
+                    mark.iter()
+                        .find(|(n, _)| n == node)
+                        .map_or(0, |&(_, seq)| seq)
+                };
+                let after =
+                    |m: &&StoredMessage| m.origin.as_ref().is_some_and(|o| o.seq > seen(&o.node));
+                let missed = room
+                    .clock
+                    .iter()
+                    .map(|(node, seq)| seq.saturating_sub(seen(node)))
+                    .sum();
+                (room.messages.iter().filter(after).collect(), missed)
+            }
+        };
         Missed {
             lost: missed.saturating_sub(messages.len() as u64),
             messages,

@@ -1,8 +1,12 @@
 //! Taking a nick: a fresh session, a restored one, a rename, and claims decided by a cluster.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::clients::{Nick, Pending, Waiting};
+/// How long a login waits at most for the messages its user saw on another node (see
+/// [`Chat::catch_up`]); they normally arrive within milliseconds.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(5);
+
+use super::clients::{CatchUp, Nick, Pending, Waiting};
 use super::{messages, Chat, ClaimOutcome, ClientId, Event, Outbox, Presence, SavedRooms};
 use crate::protocol::{name_key, LineError};
 
@@ -57,16 +61,112 @@ impl Chat {
             ClaimOutcome::Granted(_) if self.clients.nick_of(id).is_some() => {
                 self.rename(id, nick, key, out);
             }
-            ClaimOutcome::Granted(saved) => {
-                // Any session saved here is void once the nick is taken, whichever is restored.
-                let local = self.take_session(&key, now, out);
-                let restored = saved.or(local);
-                self.log_in(id, nick, key, restored, now, out);
+            ClaimOutcome::Granted(Some(saved)) if self.is_behind(&saved) => {
+                self.wait_to_catch_up(id, nick, saved, claim.queued, now);
+                return;
             }
+            ClaimOutcome::Granted(saved) => self.log_in_granted(id, nick, key, saved, now, out),
             ClaimOutcome::InUse => out.send(id, messages::nick_in_use(&mut self.line, nick)),
             ClaimOutcome::Saved => out.send(id, messages::nick_saved(&mut self.line, nick)),
         }
         self.handle_queued(id, claim.queued, now, out);
+    }
+
+    /// Logs client `id` in with the nick the registry granted, restoring `saved` (the
+    /// registry's session) or else any session saved here.
+    fn log_in_granted(
+        &mut self,
+        id: ClientId,
+        nick: &str,
+        key: String,
+        saved: Option<SavedRooms>,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) {
+        // Any session saved here is void once the nick is taken, whichever is restored.
+        let local = self.take_session(&key, now, out);
+        let restored = saved.or(local);
+        self.log_in(id, nick, key, restored, now, out);
+    }
+
+    /// Whether a session saved on another node marks messages this node has not seen yet.
+    fn is_behind(&self, saved: &SavedRooms) -> bool {
+        saved
+            .rooms
+            .iter()
+            .zip(&saved.clocks)
+            .any(|(room, clock)| self.history.is_behind(&name_key(room), clock))
+    }
+
+    /// Holds the login of client `id` (its lines wait) until this node has seen every message
+    /// its user saw on the node it left, or [`CATCH_UP_WAIT`] passed: otherwise those would
+    /// come live after a replay that rightly skipped them, and the user would see them twice.
+    fn wait_to_catch_up(
+        &mut self,
+        id: ClientId,
+        nick: &str,
+        saved: SavedRooms,
+        queued: Vec<Result<String, LineError>>,
+        now: Instant,
+    ) {
+        let Some(client) = self.clients.get_mut(id) else {
+            return;
+        };
+        let catch_up = CatchUp {
+            nick: nick.to_string(),
+            saved,
+            until: now + CATCH_UP_WAIT,
+        };
+        client.pending = Some(Box::new(Pending {
+            waiting: Waiting::CatchUp(Box::new(catch_up)),
+            queued,
+        }));
+        self.catching_up.push(id);
+    }
+
+    /// Cluster mode: completes the logins that were waiting for messages to arrive, once they
+    /// have (or waited long enough). Called after other nodes' messages are taken in.
+    pub fn catch_up(&mut self, now: Instant, out: &mut impl Outbox) {
+        if self.catching_up.is_empty() {
+            return;
+        }
+        for id in std::mem::take(&mut self.catching_up) {
+            let ready = |c: &CatchUp| now >= c.until || !self.is_behind(&c.saved);
+            let waiting = match self.clients.get(id).and_then(|c| c.pending.as_ref()) {
+                Some(pending) => match &pending.waiting {
+                    Waiting::CatchUp(catch_up) => ready(catch_up),
+                    _ => continue,
+                },
+                None => continue,
+            };
+            if !waiting {
+                self.catching_up.push(id);
+                continue;
+            }
+            let Some(pending) = self.clients.get_mut(id).and_then(|c| c.pending.take()) else {
+                continue;
+            };
+            let Waiting::CatchUp(catch_up) = pending.waiting else {
+                continue;
+            };
+            let CatchUp { nick, saved, .. } = *catch_up;
+            let key = name_key(&nick);
+            self.log_in_granted(id, &nick, key, Some(saved), now, out);
+            self.handle_queued(id, pending.queued, now, out);
+        }
+    }
+
+    /// When the first login waiting to catch up goes ahead anyway.
+    pub fn next_catch_up_deadline(&self) -> Option<Instant> {
+        self.catching_up
+            .iter()
+            .filter_map(
+                |&id| match &self.clients.get(id)?.pending.as_ref()?.waiting {
+                    Waiting::CatchUp(catch_up) => Some(catch_up.until),
+                    _ => None,
+                },
+            )
+            .min()
     }
 
     /// Handles, in order, the lines a client sent while its command waited.

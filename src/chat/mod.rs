@@ -44,12 +44,13 @@ mod sessions;
 mod storage;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::protocol::LineError;
 
 use accounts::Accounts;
-use clients::{AuthOp, Clients, MAX_LINES_WHILE_CLAIMING};
+use clients::{AuthOp, Clients, Waiting, MAX_LINES_WHILE_CLAIMING};
 use clock::WallClock;
 use history::History;
 use mailbox::Mailboxes;
@@ -59,8 +60,8 @@ use sessions::SavedSessions;
 
 pub use accounts::{Account, AuthAnswer, AuthJob};
 pub use config::ChatConfig;
-pub use event::{ClaimOutcome, Event, Presence, SavedRooms};
-pub use history::{HistoryLimits, StoredMessage};
+pub use event::{ClaimOutcome, Event, Presence, RoomMessage, SavedRooms, Stamp};
+pub use history::{HistoryLimits, Origin, RoomClock, StoredMessage};
 pub use ids::ClientId;
 pub(crate) use ids::RoomId;
 pub use mailbox::KeptPrivate;
@@ -89,6 +90,11 @@ pub struct Chat {
     next_ticket: u64,
     /// Turns the loop's instants into the times stored with messages.
     clock: WallClock,
+    /// Cluster mode: this node incarnation's name in the origins of its messages.
+    origin: Option<Arc<str>>,
+    /// Cluster mode: clients whose login waits until this node has seen what they saw
+    /// elsewhere (`login.rs`).
+    catching_up: Vec<ClientId>,
     /// Reused buffer in which each outgoing line is formatted once.
     line: Vec<u8>,
 }
@@ -108,8 +114,16 @@ impl Chat {
             auth_jobs: HashMap::new(),
             next_ticket: 0,
             clock: WallClock::system(),
+            origin: None,
+            catching_up: Vec::new(),
             line: Vec::with_capacity(256),
         }
+    }
+
+    /// Cluster mode: names this node incarnation in the origins of its room messages (see
+    /// `history.rs`), so that every node can tell what a returning user missed.
+    pub fn set_origin(&mut self, origin: &str) {
+        self.origin = Some(self.history.intern(origin));
     }
 
     /// Number of connected clients, named or not.
@@ -193,6 +207,12 @@ impl Chat {
             return;
         };
         let Some(nick) = client.nick else {
+            // A login granted by the registry but still catching up: give the nick back.
+            if let Some(Waiting::CatchUp(catch_up)) = client.pending.map(|p| p.waiting) {
+                out.publish(&Event::NickReleased {
+                    nick: &catch_up.nick,
+                });
+            }
             return;
         };
         for &room in &client.rooms {
@@ -216,16 +236,24 @@ impl Chat {
 
     /// What is saved of a user in `rooms` with `active` leaving at `now`.
     fn session_of(&self, rooms: &[RoomId], active: RoomId, now: Instant) -> SavedRooms {
+        let keys = rooms.iter().map(|&r| self.rooms.get(r).key.as_str());
+        // A cluster's marks must mean the same on every node: the rooms' clocks.
+        let (marks, clocks) = if self.origin.is_some() {
+            (
+                Vec::new(),
+                keys.map(|key| self.history.clock(key)).collect(),
+            )
+        } else {
+            (keys.map(|key| self.history.mark(key)).collect(), Vec::new())
+        };
         SavedRooms {
             rooms: rooms
                 .iter()
                 .map(|&r| self.rooms.name(r).to_string())
                 .collect(),
             active: self.rooms.name(active).to_string(),
-            marks: rooms
-                .iter()
-                .map(|&r| self.history.mark(&self.rooms.get(r).key))
-                .collect(),
+            marks,
+            clocks,
             left_at_ms: self.clock.unix_ms(now),
         }
     }

@@ -3,7 +3,8 @@
 
 use std::time::Instant;
 
-use super::{messages, Chat, ClientId, Event, Outbox, Presence};
+use super::history::Taken;
+use super::{messages, Chat, ClientId, Event, Origin, Outbox, Presence, RoomMessage};
 use crate::protocol::name_key;
 
 impl Chat {
@@ -19,21 +20,11 @@ impl Chat {
         now: Instant,
         out: &mut impl Outbox,
     ) {
+        if let Some(message) = event.room_message() {
+            self.deliver_remote_message(message, now, out);
+            return;
+        }
         match *event {
-            Event::Said { room, nick, text } | Event::Acted { room, nick, text } => {
-                let action = matches!(event, Event::Acted { .. });
-                let key = name_key(room);
-                if let Some(room) = self.rooms.find(&key) {
-                    let room = self.rooms.get(room);
-                    let line = if action {
-                        messages::acted(&mut self.line, &room.name, nick, text)
-                    } else {
-                        messages::said(&mut self.line, &room.name, nick, text)
-                    };
-                    out.send_to_all(&room.members, None, line);
-                }
-                self.keep_in_history(&key, nick, text, action, now, out);
-            }
             Event::Presence { room, nick, change } => {
                 match change {
                     Presence::Joined => self.remote.joined(node, room, nick),
@@ -51,10 +42,60 @@ impl Chat {
             }
             Event::NickClaimed { nick } => self.remote.online(node, nick),
             Event::NickReleased { nick } => self.remote.offline(node, nick),
+            // Taken above.
+            Event::Said { .. } | Event::Acted { .. } => {}
             Event::Session { .. }
             | Event::SessionDropped { .. }
             | Event::SessionRestored { .. } => {}
         }
+    }
+
+    /// Another node's room message: shown to this node's members of the room, and kept in
+    /// this node's copy of the history (its own node stored it). Once only: a message loaded
+    /// from the store at start may come from the channel too.
+    fn deliver_remote_message(
+        &mut self,
+        message: RoomMessage<'_>,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) {
+        let RoomMessage {
+            room,
+            nick,
+            text,
+            action,
+            stamp,
+        } = message;
+        let key = name_key(room);
+        let origin = (!stamp.origin.is_empty()).then(|| Origin {
+            node: self.history.intern(stamp.origin),
+            seq: stamp.seq,
+        });
+        // Seen already: loaded from the store at start while it was on its way.
+        if origin
+            .as_ref()
+            .is_some_and(|o| self.history.has_seen(&key, o))
+        {
+            return;
+        }
+        if let Some(room) = self.rooms.find(&key) {
+            let room = self.rooms.get(room);
+            let line = if action {
+                messages::acted(&mut self.line, &room.name, nick, text)
+            } else {
+                messages::said(&mut self.line, &room.name, nick, text)
+            };
+            out.send_to_all(&room.members, None, line);
+        }
+        // Another node's message: its own node stored it; only this node's copy of
+        // the history takes it in.
+        let at_ms = match stamp.at_ms {
+            0 => self.clock.unix_ms(now),
+            at_ms => at_ms,
+        };
+        let taken = Taken { at_ms, origin };
+        self.history.record(&key, nick, text, action, taken);
+        self.store_trims(out);
     }
 
     /// This node's rooms with their members, for another node that needs the full picture.

@@ -3,13 +3,14 @@
 
 use std::time::Instant;
 
+use super::history::Mark;
 use super::{clock, messages, Change, Chat, ClientId, Outbox, SavedRooms};
 use crate::protocol::name_key;
 
 impl Chat {
     /// Sends, room by room, the messages posted since the user in `saved` left: exactly those
-    /// numbered after the room's mark, oldest first, framed, and the count of those no longer
-    /// kept. Rooms where nothing was posted are skipped.
+    /// after the room's mark (its count here, or in a cluster its clock), oldest first, framed,
+    /// and the count of those no longer kept. Rooms where nothing was posted are skipped.
     pub(super) fn replay_missed(
         &mut self,
         out: &mut impl Outbox,
@@ -17,15 +18,27 @@ impl Chat {
         saved: &SavedRooms,
         now: Instant,
     ) {
-        if saved.marks.len() != saved.rooms.len() {
+        let marks: Vec<Mark<'_>> = if saved.clocks.len() == saved.rooms.len() {
+            saved
+                .clocks
+                .iter()
+                .map(|clock| Mark::Clock(clock))
+                .collect()
+        } else if saved.marks.len() == saved.rooms.len() {
+            saved
+                .marks
+                .iter()
+                .map(|&count| Mark::Count(count))
+                .collect()
+        } else {
             return;
-        }
+        };
         let now_ms = self.clock.unix_ms(now);
         let since = clock::stamp(saved.left_at_ms, now_ms);
         let Some(client) = self.clients.get(id) else {
             return;
         };
-        for (name, &mark) in saved.rooms.iter().zip(&saved.marks) {
+        for (name, mark) in saved.rooms.iter().zip(marks) {
             let key = name_key(name);
             // Only rooms the user is back in (the per-user room cap may have left some out).
             let Some(room) = self.rooms.find(&key).filter(|r| client.rooms.contains(r)) else {

@@ -8,6 +8,7 @@
 
 use std::time::Instant;
 
+use super::history::Taken;
 use super::{Account, Chat, KeptPrivate, Outbox, SavedRooms, StoredMessage};
 
 /// A change to the chat's durable state. Nick and room names are their keys (lowercase).
@@ -121,6 +122,7 @@ impl Snapshot {
                     nick: nick.to_string(),
                     text: text.to_string(),
                     action,
+                    origin: None,
                 });
             }
             Change::Trimmed { room, through } => {
@@ -242,19 +244,19 @@ impl Chat {
         }
     }
 
-    /// Keeps a message posted in room `room` (a key) at `now` in its history, and tells the
-    /// store what was kept and what the bounds dropped.
+    /// Keeps a message posted on this node in room `room` (a key) at `at_ms` in its history,
+    /// and tells the store what was kept and what the bounds dropped.
     pub(super) fn keep_in_history(
         &mut self,
         room: &str,
         nick: &str,
         text: &str,
         action: bool,
-        now: Instant,
+        taken: Taken,
         out: &mut impl Outbox,
     ) {
-        let at_ms = self.clock.unix_ms(now);
-        let number = self.history.record(room, at_ms, nick, text, action);
+        let at_ms = taken.at_ms;
+        let number = self.history.record(room, nick, text, action, taken);
         if self.history.enabled() {
             out.store(&Change::Message {
                 room,

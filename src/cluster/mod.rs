@@ -19,6 +19,7 @@
 //! jobs to the worker without blocking, holding back what does not fit (`outgoing.rs`).
 
 mod flow;
+mod history;
 mod news;
 mod notifier;
 mod outgoing;
@@ -36,7 +37,7 @@ use std::time::{Duration, Instant};
 use log::{debug, warn};
 use mio::Waker;
 
-use crate::chat::{ClientId, Event};
+use crate::chat::{Change, ClientId, Event, HistoryLimits, RoomMessage, Snapshot};
 use crate::protocol::name_key;
 
 use flow::Flow;
@@ -69,6 +70,12 @@ const IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// The loop's handle on cluster mode.
 pub struct Cluster {
     node: String,
+    /// This node incarnation's name in the origins of its room messages.
+    origin: String,
+    /// For loading the rooms' history at start.
+    client: redis::Client,
+    /// The rooms' history bounds.
+    history: HistoryLimits,
     /// Jobs for the worker.
     outgoing: Outgoing,
     /// Other nodes' messages, and the subscription going up and down, in order.
@@ -115,9 +122,11 @@ impl Cluster {
         url: &str,
         node: String,
         session_ttl: Duration,
+        history: HistoryLimits,
         waker: Arc<Waker>,
     ) -> Result<Cluster, String> {
         let client = redis::Client::open(url).map_err(|e| format!("bad Redis URL {url}: {e}"))?;
+        let client_for_loading = client.clone();
         let (jobs, job_queue) = mpsc::sync_channel(JOB_QUEUE);
         let (data, incoming) = mpsc::channel();
         let (control_sender, control) = mpsc::channel();
@@ -130,13 +139,25 @@ impl Cluster {
             Arc::clone(&stop),
             Arc::clone(&levels),
         );
-        let worker = Worker::new(client.clone(), node.clone(), session_ttl, notify.clone());
+        let worker = Worker::new(
+            client.clone(),
+            node.clone(),
+            session_ttl,
+            history,
+            notify.clone(),
+        );
         let subscriber = Subscriber::new(client, node.clone(), notify, jobs.clone())?;
         let threads = vec![
             spawn("chat-redis-worker", move || worker.run(job_queue))?,
             spawn("chat-redis-subscriber", move || subscriber.run())?,
         ];
+        let started_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
         Ok(Cluster {
+            origin: format!("{node}@{started_ms}"),
+            client: client_for_loading,
+            history,
             node,
             outgoing: Outgoing::new(jobs, Arc::clone(&levels)),
             incoming,
@@ -175,8 +196,44 @@ impl Cluster {
         &self.node
     }
 
+    /// This node incarnation's name in the origins of its room messages: the node's name and
+    /// its start time, so that a restarted node numbers its messages afresh.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Reads every room's history from its stream (at start, before serving; blocking, each
+    /// call bounded by the I/O timeout).
+    pub fn load_history(&self) -> redis::RedisResult<Snapshot> {
+        let mut con = connect(&self.client)?;
+        history::load(&mut con, self.history.per_room)
+    }
+
+    /// Records a change of the chat's durable state: the session of a user who left, with
+    /// the marks a replay needs on whichever node they come back to. (Room messages reach
+    /// their streams with their publication; registrations through the password worker.)
+    pub fn store(&mut self, change: &Change<'_>) {
+        if let Change::SessionSaved { nick, session } = *change {
+            self.save_session(nick, &StoredSession::of(session));
+        }
+    }
+
+    fn save_session(&mut self, nick: &str, session: &StoredSession) {
+        match serde_json::to_string(session) {
+            Ok(value) => self.outgoing.submit(Job::SaveSession {
+                nick: nick.to_string(),
+                value,
+            }),
+            Err(e) => warn!("could not encode a session: {e}"),
+        }
+    }
+
     /// Forwards a chat event: publishes what other nodes show, stores sessions, frees nicks.
     pub fn publish(&mut self, event: &Event<'_>) {
+        if let Some(message) = event.room_message() {
+            self.post(event, &message);
+            return;
+        }
         match *event {
             Event::Session {
                 nick,
@@ -186,13 +243,10 @@ impl Cluster {
                 let stored = StoredSession {
                     rooms: rooms.to_vec(),
                     active: active.to_string(),
+                    clocks: Vec::new(),
+                    left_at_ms: 0,
                 };
-                if let Ok(value) = serde_json::to_string(&stored) {
-                    self.outgoing.submit(Job::SaveSession {
-                        nick: nick.to_string(),
-                        value,
-                    });
-                }
+                self.save_session(nick, &stored);
             }
             Event::SessionDropped { nick } => {
                 self.outgoing.submit(Job::DropSession(nick.to_string()))
@@ -209,6 +263,20 @@ impl Cluster {
                 }
             }
         }
+    }
+
+    /// Publishes a room message, appending it to its room's history stream first (a node of
+    /// an older version sends messages without an origin: those are only published).
+    fn post(&mut self, event: &Event<'_>, message: &RoomMessage<'_>) {
+        let Some(payload) = Wire::from_event(event).and_then(|wire| self.encode(wire)) else {
+            return;
+        };
+        if message.stamp.origin.is_empty() {
+            self.outgoing.submit(Job::Publish(payload));
+            return;
+        }
+        let entry = Box::new(history::entry(message));
+        self.outgoing.submit(Job::Post { payload, entry });
     }
 
     /// Asks the registry whether `client` may have `nick`.
@@ -333,14 +401,20 @@ impl Cluster {
     }
 
     fn broadcast(&mut self, body: Wire) {
+        if let Some(payload) = self.encode(body) {
+            self.outgoing.submit(Job::Publish(payload));
+        }
+    }
+
+    /// `body` from this node, as it travels on the events channel.
+    fn encode(&self, body: Wire) -> Option<String> {
         let envelope = Envelope {
             node: self.node.clone(),
             body,
         };
-        match serde_json::to_string(&envelope) {
-            Ok(payload) => self.outgoing.submit(Job::Publish(payload)),
-            Err(e) => warn!("could not encode a cluster message: {e}"),
-        }
+        serde_json::to_string(&envelope)
+            .map_err(|e| warn!("could not encode a cluster message: {e}"))
+            .ok()
     }
 }
 
@@ -358,6 +432,14 @@ fn nick_key(nick: &str) -> String {
 fn session_key(nick: &str) -> String {
     format!("chat:session:{}", name_key(nick))
 }
+
+/// The stream that keeps room `room`'s history (`room` is its key).
+fn history_key(room: &str) -> String {
+    format!("{HISTORY_PREFIX}{room}")
+}
+
+/// What every history stream's key starts with.
+const HISTORY_PREFIX: &str = "chat:history:";
 
 /// Doubles a backoff delay up to the cap.
 fn next_backoff(current: Duration) -> Duration {

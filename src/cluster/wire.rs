@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::chat::{Event, Presence};
+use crate::chat::{Event, Presence, RoomClock, SavedRooms, Stamp};
 
 /// What travels on the events channel: the sending node and what happened.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -22,11 +22,15 @@ pub enum Wire {
         room: String,
         nick: String,
         text: String,
+        #[serde(flatten)]
+        stamp: WireStamp,
     },
     Acted {
         room: String,
         nick: String,
         text: String,
+        #[serde(flatten)]
+        stamp: WireStamp,
     },
     Presence {
         room: String,
@@ -63,20 +67,64 @@ pub enum Wire {
     },
 }
 
+/// A room message's [`Stamp`] on the wire (absent from a node that does not send it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WireStamp {
+    /// The node incarnation that took the message in.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub origin: String,
+    /// Its number among that incarnation's messages in the room.
+    #[serde(default)]
+    pub seq: u64,
+    /// When, in milliseconds since the Unix epoch.
+    #[serde(default)]
+    pub at: u64,
+}
+
+impl WireStamp {
+    fn of(stamp: &Stamp<'_>) -> Self {
+        Self {
+            origin: stamp.origin.to_string(),
+            seq: stamp.seq,
+            at: stamp.at_ms,
+        }
+    }
+
+    fn as_stamp(&self) -> Stamp<'_> {
+        Stamp {
+            origin: &self.origin,
+            seq: self.seq,
+            at_ms: self.at,
+        }
+    }
+}
+
 impl Wire {
     /// The owned form of an event worth sending to other nodes.
     pub fn from_event(event: &Event<'_>) -> Option<Wire> {
         let owned = |s: &str| s.to_string();
         Some(match *event {
-            Event::Said { room, nick, text } => Wire::Said {
+            Event::Said {
+                room,
+                nick,
+                text,
+                stamp,
+            } => Wire::Said {
                 room: owned(room),
                 nick: owned(nick),
                 text: owned(text),
+                stamp: WireStamp::of(&stamp),
             },
-            Event::Acted { room, nick, text } => Wire::Acted {
+            Event::Acted {
+                room,
+                nick,
+                text,
+                stamp,
+            } => Wire::Acted {
                 room: owned(room),
                 nick: owned(nick),
                 text: owned(text),
+                stamp: WireStamp::of(&stamp),
             },
             Event::Presence { room, nick, change } => {
                 let (change, old) = match change {
@@ -108,8 +156,28 @@ impl Wire {
     /// The borrowed [`Event`] this message stands for, if it is one.
     pub fn as_event(&self) -> Option<Event<'_>> {
         Some(match self {
-            Wire::Said { room, nick, text } => Event::Said { room, nick, text },
-            Wire::Acted { room, nick, text } => Event::Acted { room, nick, text },
+            Wire::Said {
+                room,
+                nick,
+                text,
+                stamp,
+            } => Event::Said {
+                room,
+                nick,
+                text,
+                stamp: stamp.as_stamp(),
+            },
+            Wire::Acted {
+                room,
+                nick,
+                text,
+                stamp,
+            } => Event::Acted {
+                room,
+                nick,
+                text,
+                stamp: stamp.as_stamp(),
+            },
             Wire::Presence {
                 room,
                 nick,
@@ -142,6 +210,41 @@ pub struct StoredSession {
     pub rooms: Vec<String>,
     /// The active room.
     pub active: String,
+    /// For each room, its clock when the user left (absent while the user is online, or
+    /// from a node that does not write it: then nothing is replayed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clocks: Vec<RoomClock>,
+    /// When the user left, in milliseconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub left_at_ms: u64,
+}
+
+impl StoredSession {
+    /// What is stored of `saved`.
+    pub fn of(saved: &SavedRooms) -> Self {
+        Self {
+            rooms: saved.rooms.clone(),
+            active: saved.active.clone(),
+            clocks: saved.clocks.clone(),
+            left_at_ms: saved.left_at_ms,
+        }
+    }
+
+    /// The session to restore.
+    pub fn into_saved(self) -> SavedRooms {
+        SavedRooms {
+            rooms: self.rooms,
+            active: self.active,
+            clocks: self.clocks,
+            left_at_ms: self.left_at_ms,
+            // Counts are one server's own; a cluster's marks are the clocks.
+            marks: Vec::new(),
+        }
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]
@@ -155,11 +258,17 @@ mod tests {
                 room: "кухня",
                 nick: "Вася",
                 text: "привет \"всем\"",
+                stamp: Stamp {
+                    origin: "n1@1",
+                    seq: 7,
+                    at_ms: 1_700_000_000_000,
+                },
             },
             Event::Acted {
                 room: "main",
                 nick: "a",
                 text: "waves",
+                stamp: Stamp::default(),
             },
             Event::Presence {
                 room: "main",

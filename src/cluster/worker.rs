@@ -6,13 +6,14 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
+use super::history_key;
 use super::notifier::Notifier;
 use super::wire::StoredSession;
 use super::{
     connect, next_backoff, nick_key, session_key, Incoming, BACKOFF_MIN, EVENTS_CHANNEL, HEARTBEAT,
     NICK_TTL,
 };
-use crate::chat::{ClaimOutcome, ClientId, SavedRooms};
+use crate::chat::{ClaimOutcome, ClientId, HistoryLimits};
 use crate::protocol::name_key;
 
 /// Jobs sent to Redis in one pipelined round trip at most.
@@ -64,10 +65,24 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 ";
 
+/// A room message for its room's history stream (`chat:history:{room}`).
+#[derive(Debug)]
+pub struct Entry {
+    /// The room's key.
+    pub room: String,
+    /// The stream entry's fields and values.
+    pub fields: [(&'static str, String); 6],
+}
+
 /// Work for the Redis worker thread.
 #[derive(Debug)]
 pub enum Job {
     Publish(String),
+    /// A room message: appended to its room's history, then published.
+    Post {
+        payload: String,
+        entry: Box<Entry>,
+    },
     Claim {
         client: ClientId,
         nick: String,
@@ -126,14 +141,20 @@ pub struct Worker {
     /// After Redis lost its data, claims wait until every node had time to re-register.
     claims_wait_until: Option<Instant>,
     waiting_claims: Vec<Job>,
+    /// The rooms' history bounds.
+    history: HistoryLimits,
+    /// History streams appended to since they were last trimmed by age.
+    written: HashSet<String>,
 }
 
 impl Worker {
-    /// A worker for node `node`, storing sessions for `session_ttl`.
+    /// A worker for node `node`, storing sessions for `session_ttl` and room history within
+    /// `history`.
     pub fn new(
         client: redis::Client,
         node: String,
         session_ttl: Duration,
+        history: HistoryLimits,
         notify: Notifier,
     ) -> Self {
         Self {
@@ -145,6 +166,8 @@ impl Worker {
             epoch: None,
             claims_wait_until: None,
             waiting_claims: Vec::new(),
+            history,
+            written: HashSet::new(),
         }
     }
 
@@ -278,7 +301,7 @@ impl Worker {
             Job::Register(nicks) => {
                 self.held = nicks.iter().map(|n| name_key(n)).collect();
             }
-            Job::Publish(_) | Job::SaveSession { .. } | Job::DropSession(_) => {}
+            Job::Publish(_) | Job::Post { .. } | Job::SaveSession { .. } | Job::DropSession(_) => {}
         }
     }
 
@@ -295,6 +318,14 @@ impl Worker {
         while let Some(job) = jobs.next() {
             let result = match job {
                 Job::Publish(payload) => {
+                    pipe.cmd("PUBLISH")
+                        .arg(EVENTS_CHANNEL)
+                        .arg(payload)
+                        .ignore();
+                    Ok(())
+                }
+                Job::Post { payload, entry } => {
+                    self.append(&mut pipe, &entry);
                     pipe.cmd("PUBLISH")
                         .arg(EVENTS_CHANNEL)
                         .arg(payload)
@@ -402,19 +433,50 @@ impl Worker {
             _ => {
                 let saved = session
                     .and_then(|json| serde_json::from_str::<StoredSession>(&json).ok())
-                    .map(|s| SavedRooms {
-                        rooms: s.rooms,
-                        active: s.active,
-                        // Replay marks are this node's own counts; another node's mean nothing.
-                        ..SavedRooms::default()
-                    });
+                    .map(StoredSession::into_saved);
                 ClaimOutcome::Granted(saved)
             }
         })
     }
 
+    /// Appends a room message to its room's history stream, capped at the rooms' bound
+    /// (`~`: Redis trims whole nodes of the stream, so a little more may be kept).
+    fn append(&mut self, pipe: &mut redis::Pipeline, entry: &Entry) {
+        if self.history.per_room == 0 {
+            return;
+        }
+        let key = history_key(&entry.room);
+        let xadd = pipe.cmd("XADD").arg(&key).arg("MAXLEN").arg("~");
+        xadd.arg(self.history.per_room).arg("*");
+        for (field, value) in &entry.fields {
+            xadd.arg(*field).arg(value);
+        }
+        xadd.ignore();
+        self.written.insert(key);
+    }
+
+    /// Drops history older than the age bound from the streams written since the last call
+    /// (the count bound is kept by every `XADD`).
+    fn trim_by_age(&mut self, con: &mut redis::Connection) -> redis::RedisResult<()> {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let oldest = now_ms.saturating_sub(self.history.max_age_ms.into());
+        let mut pipe = redis::pipe();
+        for key in self.written.drain() {
+            pipe.cmd("XTRIM")
+                .arg(key)
+                .arg("MINID")
+                .arg("~")
+                .arg(oldest.to_string())
+                .ignore();
+        }
+        flush(&mut pipe, con)
+    }
+
     /// Keeps this node's nicks registered; warns about nicks another node took meanwhile.
     fn refresh(&mut self, con: &mut redis::Connection) -> redis::RedisResult<()> {
+        self.trim_by_age(con)?;
         let keys: Vec<(String, String)> = self
             .held
             .iter()

@@ -40,6 +40,9 @@ impl Server {
             };
             self.apply_cluster_action(action, now);
         }
+        // Logins waiting for messages their users saw on another node go ahead once those
+        // arrived.
+        self.chat.catch_up(now, &mut self.delivery);
         let Some(cluster) = self.delivery.cluster.as_mut() else {
             return;
         };

@@ -373,6 +373,9 @@ impl Outbox for Delivery {
         if let Some(store) = self.store.as_mut() {
             store.record(change);
         }
+        if let Some(cluster) = self.cluster.as_mut() {
+            cluster.store(change);
+        }
     }
 }
 

@@ -161,7 +161,7 @@ impl Server {
             None => None,
         };
         let cluster = match &config.redis {
-            Some(url) => Some(join_cluster(config, url, &waker)?),
+            Some(url) => Some(join_cluster(config, url, &waker, &mut chat)?),
             None => None,
         };
         let auth = match cluster {
@@ -327,6 +327,7 @@ impl Server {
                 .and_then(MetricsEndpoint::next_deadline),
             self.release_at,
             cluster_tick,
+            self.chat.next_catch_up_deadline(),
             self.store_retry_at(),
         ]
         .into_iter()
@@ -447,14 +448,28 @@ impl Server {
     }
 }
 
-/// Starts cluster mode on Redis at `url` and waits (briefly) to be subscribed.
-fn join_cluster(config: &Config, url: &str, waker: &Arc<Waker>) -> io::Result<Cluster> {
+/// Starts cluster mode on Redis at `url`, waits (briefly) to be subscribed, and gives `chat`
+/// the rooms' history kept in Redis. (Loaded after subscribing, so that nothing said
+/// meanwhile is missed; what comes both ways is taken once.)
+fn join_cluster(
+    config: &Config,
+    url: &str,
+    waker: &Arc<Waker>,
+    chat: &mut Chat,
+) -> io::Result<Cluster> {
     let node = config.node_name();
     let ttl = Duration::from_secs(config.session_ttl);
-    let mut cluster = Cluster::start(url, node, ttl, Arc::clone(waker))
+    let history = config.chat().history;
+    let mut cluster = Cluster::start(url, node, ttl, history, Arc::clone(waker))
         .map_err(|e| io::Error::new(ErrorKind::InvalidInput, e))?;
+    chat.set_origin(cluster.origin());
     if !cluster.wait_until_subscribed(CLUSTER_START_WAIT) {
         warn!("cluster: no Redis at {url} yet; serving local clients, retrying");
+    } else {
+        match cluster.load_history() {
+            Ok(snapshot) => chat.restore(snapshot, Instant::now()),
+            Err(e) => warn!("cluster: could not load the rooms' history from Redis: {e}"),
+        }
     }
     info!("cluster mode: node {} on {url}", cluster.node());
     Ok(cluster)

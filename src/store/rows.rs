@@ -44,6 +44,7 @@ impl Disk {
                 nick: row.get(4)?,
                 text: row.get(5)?,
                 action: row.get(6)?,
+                origin: None,
             };
             let room = room_of(&mut rooms, row.get(1)?);
             let id = row.get(0)?;
@@ -67,6 +68,7 @@ impl Disk {
                 active: row.get(2)?,
                 rooms: from_json(row, 3)?,
                 marks: from_json(row, 4)?,
+                clocks: Vec::new(),
             };
             snapshot.sessions.push((row.get(0)?, session));
             Ok(())

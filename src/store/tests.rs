@@ -35,6 +35,7 @@ fn session() -> SavedRooms {
         active: "Кухня".into(),
         marks: vec![3, 0],
         left_at_ms: 1_780_000_000_000,
+        clocks: Vec::new(),
     }
 }
 
@@ -212,6 +213,7 @@ fn the_whole_state_replaces_what_was_stored() {
                 nick: "alice".into(),
                 text: "last".into(),
                 action: false,
+                origin: None,
             }],
         }],
         sessions: vec![("new".into(), session())],

@@ -3,9 +3,11 @@
 //! The hot path of the server: the room line is formatted once and handed to the outbox once
 //! for every member.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use crate::chat::{messages, Chat, ClientId, Event, Outbox};
+use crate::chat::history::Taken;
+use crate::chat::{messages, Chat, ClientId, Event, Origin, Outbox, Stamp};
 
 /// Sends `text` (an action if `action`) to the other members of the active room, the echo to
 /// the sender, and the event to the cluster; keeps it in the room's history.
@@ -24,6 +26,17 @@ pub(super) fn say(
         return;
     };
     let room = chat.rooms.get(client.active);
+    // In a cluster the message is numbered among this node's messages in the room, so that
+    // every node can tell whether a returning user saw it.
+    let origin = chat.origin.as_ref().map(|node| Origin {
+        node: Arc::clone(node),
+        seq: chat.history.next_seq(&room.key, node),
+    });
+    let stamp = Stamp {
+        origin: chat.origin.as_deref().unwrap_or(""),
+        seq: origin.as_ref().map_or(0, |o| o.seq),
+        at_ms: chat.clock.unix_ms(now),
+    };
     let line = &mut chat.line;
     if action {
         let room_line = messages::acted(line, &room.name, nick, text);
@@ -33,6 +46,7 @@ pub(super) fn say(
             room: &room.name,
             nick,
             text,
+            stamp,
         });
     } else {
         let room_line = messages::said(line, &room.name, nick, text);
@@ -42,8 +56,13 @@ pub(super) fn say(
             room: &room.name,
             nick,
             text,
+            stamp,
         });
     }
     let (room, nick) = (room.key.clone(), nick.to_string());
-    chat.keep_in_history(&room, &nick, text, action, now, out);
+    let taken = Taken {
+        at_ms: stamp.at_ms,
+        origin,
+    };
+    chat.keep_in_history(&room, &nick, text, action, taken, out);
 }

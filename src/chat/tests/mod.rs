@@ -26,6 +26,8 @@ struct Recorder {
     lines: HashMap<usize, Vec<String>>,
     closed: Vec<usize>,
     events: Vec<String>,
+    /// Every room message published: room, nick, text, action, origin, number, time.
+    posts: Vec<Post>,
     /// What a store that applies every change holds.
     stored: Snapshot,
     /// Auth jobs handed out: client index, ticket, job.
@@ -47,7 +49,19 @@ impl Outbox for Recorder {
         self.closed.push(to.index());
     }
     fn publish(&mut self, event: &Event<'_>) {
-        self.events.push(format!("{event:?}"));
+        // Shown without the stamp (its time is the wall clock's); `posts` has the stamps.
+        let shown = match event.room_message() {
+            Some(message) => {
+                self.posts.push(Post::of(&message));
+                let RoomMessage {
+                    room, nick, text, ..
+                } = message;
+                let kind = if message.action { "Acted" } else { "Said" };
+                format!("{kind} {{ room: {room:?}, nick: {nick:?}, text: {text:?} }}")
+            }
+            None => format!("{event:?}"),
+        };
+        self.events.push(shown);
     }
     fn store(&mut self, change: &Change<'_>) {
         self.stored.apply(change);
@@ -55,6 +69,57 @@ impl Outbox for Recorder {
     fn authenticate(&mut self, client: ClientId, ticket: u64, job: AuthJob) -> bool {
         self.auth_jobs.push((client.index(), ticket, job));
         true
+    }
+}
+
+/// A room message as published, owned, to hand to another node's chat.
+#[derive(Debug, Clone)]
+struct Post {
+    room: String,
+    nick: String,
+    text: String,
+    action: bool,
+    origin: String,
+    seq: u64,
+    at_ms: u64,
+}
+
+impl Post {
+    fn of(message: &RoomMessage<'_>) -> Self {
+        Self {
+            room: message.room.into(),
+            nick: message.nick.into(),
+            text: message.text.into(),
+            action: message.action,
+            origin: message.stamp.origin.into(),
+            seq: message.stamp.seq,
+            at_ms: message.stamp.at_ms,
+        }
+    }
+
+    /// The event another node gets.
+    fn event(&self) -> Event<'_> {
+        let (room, nick, text) = (&*self.room, &*self.nick, &*self.text);
+        let stamp = Stamp {
+            origin: &self.origin,
+            seq: self.seq,
+            at_ms: self.at_ms,
+        };
+        if self.action {
+            Event::Acted {
+                room,
+                nick,
+                text,
+                stamp,
+            }
+        } else {
+            Event::Said {
+                room,
+                nick,
+                text,
+                stamp,
+            }
+        }
     }
 }
 

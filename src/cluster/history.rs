@@ -1,0 +1,189 @@
+//! Room history in Redis: one stream a room (`chat:history:{room}`), appended to by the node
+//! that took each message in (`XADD ... MAXLEN ~`, see `worker.rs`), read back by every node
+//! at start. Each entry carries the message's origin and number there (`history.rs` in the
+//! chat), so any node can tell what a returning user missed, whichever node they left.
+
+use std::sync::Arc;
+
+use log::{info, warn};
+
+use super::worker::Entry;
+use super::HISTORY_PREFIX;
+use crate::chat::{Origin, RoomMessage, RoomSnapshot, Snapshot, StoredMessage};
+use crate::protocol::name_key;
+
+/// Keys asked for per `SCAN` step.
+const SCAN_COUNT: usize = 1000;
+
+/// The stream entry for a room message.
+pub fn entry(message: &RoomMessage<'_>) -> Entry {
+    let stamp = &message.stamp;
+    Entry {
+        room: name_key(message.room),
+        fields: [
+            ("o", stamp.origin.to_string()),
+            ("s", stamp.seq.to_string()),
+            ("t", stamp.at_ms.to_string()),
+            ("n", message.nick.to_string()),
+            ("x", message.text.to_string()),
+            ("a", if message.action { "1" } else { "0" }.to_string()),
+        ],
+    }
+}
+
+/// Every room's last `per_room` messages, oldest first, numbered in that order (the numbers
+/// are this node's own). Entries that cannot be read are skipped with a warning.
+pub fn load(con: &mut redis::Connection, per_room: usize) -> redis::RedisResult<Snapshot> {
+    let mut snapshot = Snapshot::default();
+    if per_room == 0 {
+        return Ok(snapshot);
+    }
+    let mut origins: Vec<Arc<str>> = Vec::new();
+    let mut skipped = 0usize;
+    for key in stream_keys(con)? {
+        let entries: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XREVRANGE")
+            .arg(&key)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(per_room)
+            .query(con)?;
+        let mut messages = Vec::with_capacity(entries.len());
+        for (_, fields) in entries.into_iter().rev() {
+            match message(&fields, &mut origins) {
+                Some(mut message) => {
+                    message.number = messages.len() as u64 + 1;
+                    messages.push(message);
+                }
+                None => skipped += 1,
+            }
+        }
+        let room = key.trim_start_matches(HISTORY_PREFIX).to_string();
+        snapshot.rooms.push(RoomSnapshot {
+            key: room,
+            posted: messages.len() as u64,
+            messages,
+        });
+    }
+    if skipped > 0 {
+        warn!("cluster: {skipped} history entries in Redis could not be read; skipped");
+    }
+    let total: usize = snapshot.rooms.iter().map(|r| r.messages.len()).sum();
+    info!(
+        "cluster: loaded {total} messages of history in {} rooms from Redis",
+        snapshot.rooms.len()
+    );
+    Ok(snapshot)
+}
+
+/// The keys of every history stream.
+fn stream_keys(con: &mut redis::Connection) -> redis::RedisResult<Vec<String>> {
+    let mut keys = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{HISTORY_PREFIX}*"))
+            .arg("COUNT")
+            .arg(SCAN_COUNT)
+            .arg("TYPE")
+            .arg("stream")
+            .query(con)?;
+        keys.extend(batch);
+        if next == 0 {
+            return Ok(keys);
+        }
+        cursor = next;
+    }
+}
+
+/// The message in a stream entry's `fields` (name, value, name, value, ...).
+fn message(fields: &[Vec<u8>], origins: &mut Vec<Arc<str>>) -> Option<StoredMessage> {
+    let field = |name: &str| {
+        fields
+            .chunks_exact(2)
+            .find(|pair| pair[0] == name.as_bytes())
+            .and_then(|pair| std::str::from_utf8(&pair[1]).ok())
+    };
+    let origin = field("o").filter(|o| !o.is_empty())?;
+    let node = match origins.iter().find(|o| &***o == origin) {
+        Some(known) => Arc::clone(known),
+        None => {
+            let node: Arc<str> = Arc::from(origin);
+            origins.push(Arc::clone(&node));
+            node
+        }
+    };
+    Some(StoredMessage {
+        number: 0,
+        at_ms: field("t")?.parse().ok()?,
+        nick: field("n")?.to_string(),
+        text: field("x")?.to_string(),
+        action: field("a")? == "1",
+        origin: Some(Origin {
+            node,
+            seq: field("s")?.parse().ok()?,
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::Stamp;
+
+    fn fields(entry: &Entry) -> Vec<Vec<u8>> {
+        entry
+            .fields
+            .iter()
+            .flat_map(|(name, value)| [name.as_bytes().to_vec(), value.as_bytes().to_vec()])
+            .collect()
+    }
+
+    #[test]
+    fn an_entry_reads_back_as_the_message() {
+        let stamp = Stamp {
+            origin: "n1@5",
+            seq: 42,
+            at_ms: 1_700_000_000_123,
+        };
+        let entry = entry(&RoomMessage {
+            room: "Кухня",
+            nick: "Вася",
+            text: "привет, * всем",
+            action: true,
+            stamp,
+        });
+        assert_eq!(entry.room, "кухня");
+        let mut origins = Vec::new();
+        let message = message(&fields(&entry), &mut origins).expect("readable");
+        assert_eq!(message.nick, "Вася");
+        assert_eq!(message.text, "привет, * всем");
+        assert!(message.action);
+        assert_eq!(message.at_ms, 1_700_000_000_123);
+        let origin = message.origin.expect("has an origin");
+        assert_eq!((&*origin.node, origin.seq), ("n1@5", 42));
+    }
+
+    #[test]
+    fn unreadable_entries_are_skipped() {
+        let stamp = Stamp {
+            origin: "n1@5",
+            seq: 1,
+            at_ms: 1,
+        };
+        let mut good = fields(&entry(&RoomMessage {
+            room: "main",
+            nick: "a",
+            text: "b",
+            action: false,
+            stamp,
+        }));
+        let mut origins = Vec::new();
+        good[3] = b"not a number".to_vec();
+        assert!(message(&good, &mut origins).is_none());
+        assert!(message(&[b"o".to_vec()], &mut origins).is_none());
+        assert!(message(&[], &mut origins).is_none());
+    }
+}
