@@ -246,7 +246,9 @@ fn cluster_metrics_count_what_crosses_nodes() {
     let mut alice = login(&a, "alice");
     let mut bob = login(&b, "bob");
     alice.expect("* [main] bob joined");
-    bob.ask("from b", "You: from b");
+    // Presence crosses nodes asynchronously: "alice joined" may reach bob after his login.
+    bob.send("from b");
+    bob.wait_for(1, |l| l == "You: from b");
     alice.expect("[main] bob: from b");
     alice.ask("from a", "You: from a");
     bob.wait_for(1, |l| l == "[main] alice: from a");
@@ -290,7 +292,9 @@ fn a_cross_node_burst_arrives_complete_and_in_order() {
     let mut threads = Vec::new();
     for s in 0..SENDERS {
         let mut sender = login(&a, &format!("s{s}"));
-        sender.ask("/join burst", "* Joined burst. Active room: burst.");
+        // Presence crosses nodes asynchronously: "bob joined" may come after the login.
+        sender.send("/join burst");
+        sender.wait_for(1, |l| l == "* Joined burst. Active room: burst.");
         let mut writer = sender.socket().try_clone().expect("clone the socket");
         let mut paste = String::new();
         for i in 0..LINES {
@@ -409,7 +413,9 @@ fn what_a_user_missed_is_replayed_on_another_node_and_history_is_shared() {
     let mut vasya = login(&a, "Вася");
     let mut alice = login(&b, "Алиса");
     vasya.wait_for(2, |l| l == "* [main] Алиса joined");
-    alice.ask("видно вживую", "You: видно вживую");
+    // Presence crosses nodes asynchronously: "Вася joined" may reach Алиса after her login.
+    alice.send("видно вживую");
+    alice.wait_for(1, |l| l == "You: видно вживую");
     vasya.expect("[main] Алиса: видно вживую");
     vasya.send("/quit");
     vasya.read_until_closed();

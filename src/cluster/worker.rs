@@ -215,20 +215,42 @@ impl Worker {
             batch.into_iter().for_each(|job| self.without_redis(job));
             return;
         };
-        let result = self.execute_batch(con, batch).and_then(|()| {
-            if refresh {
-                self.refresh(con)
-            } else {
-                Ok(())
-            }
-        });
+        let mut leftover = Vec::new();
+        let result = self
+            .execute_batch(con, batch, &mut leftover)
+            .and_then(|()| if refresh { self.refresh(con) } else { Ok(()) });
         match result {
             Ok(()) => link.last_ok = Instant::now(),
             Err(e) => {
                 warn!("Redis command failed: {e}");
                 link.connection = None;
+                link.retry_at = Instant::now();
+                self.retry_once(link, leftover);
             }
         }
+    }
+
+    /// After a failed command: Redis may just have restarted (an idle connection learns it
+    /// only when used), so the jobs not yet run get one more try on a fresh connection before
+    /// they are answered as if Redis were away (a claim granted locally could hand out a nick
+    /// another node holds).
+    fn retry_once(&mut self, link: &mut Link, jobs: Vec<Job>) {
+        if jobs.is_empty() {
+            return;
+        }
+        let mut leftover = Vec::new();
+        if let Some(con) = self.healthy_connection(link) {
+            match self.execute_batch(con, jobs, &mut leftover) {
+                Ok(()) => link.last_ok = Instant::now(),
+                Err(e) => {
+                    warn!("Redis command failed again: {e}");
+                    link.connection = None;
+                }
+            }
+        } else {
+            leftover = jobs;
+        }
+        leftover.into_iter().for_each(|job| self.without_redis(job));
     }
 
     /// The connection, (re)connected if needed (with backoff) and checked with a PING if it
@@ -307,11 +329,13 @@ impl Worker {
 
     /// Runs `batch` in order: runs of fire-and-forget jobs go in one pipeline, claims and
     /// registrations (which need their answers) one by one. On an error the jobs not yet run
-    /// are handled as if Redis were away, so no claim goes unanswered.
+    /// (a claim that failed among them) go to `leftover`, so no claim goes unanswered; what a
+    /// failed pipeline held may or may not have run, and is not tried again.
     fn execute_batch(
         &mut self,
         con: &mut redis::Connection,
         batch: Vec<Job>,
+        leftover: &mut Vec<Job>,
     ) -> redis::RedisResult<()> {
         let mut pipe = redis::pipe();
         let mut jobs = batch.into_iter();
@@ -359,7 +383,13 @@ impl Worker {
                     self.waiting_claims.push(job);
                     Ok(())
                 }
-                job => flush(&mut pipe, con).and_then(|()| self.execute(con, job)),
+                job => match flush(&mut pipe, con) {
+                    Ok(()) => self.execute(con, job, leftover),
+                    Err(e) => {
+                        leftover.push(job);
+                        Err(e)
+                    }
+                },
             };
             if let Err(e) = result.and_then(|()| {
                 if pipe.len() >= MAX_BATCH {
@@ -368,15 +398,20 @@ impl Worker {
                     Ok(())
                 }
             }) {
-                jobs.for_each(|job| self.without_redis(job));
+                leftover.extend(jobs);
                 return Err(e);
             }
         }
         flush(&mut pipe, con)
     }
 
-    /// Runs a job that needs its answer.
-    fn execute(&mut self, con: &mut redis::Connection, job: Job) -> redis::RedisResult<()> {
+    /// Runs a job that needs its answer; one that fails goes to `leftover`.
+    fn execute(
+        &mut self,
+        con: &mut redis::Connection,
+        job: Job,
+        leftover: &mut Vec<Job>,
+    ) -> redis::RedisResult<()> {
         match job {
             Job::Claim {
                 client,
@@ -386,8 +421,8 @@ impl Worker {
                 let outcome = match self.claim(con, &nick, rename) {
                     Ok(outcome) => outcome,
                     Err(e) => {
-                        // Answer anyway, so the user is not left waiting, then reconnect.
-                        self.without_redis(Job::Claim {
+                        // Tried again on a fresh connection, else answered without Redis.
+                        leftover.push(Job::Claim {
                             client,
                             nick,
                             rename,
@@ -410,7 +445,7 @@ impl Worker {
                 self.refresh(con)
             }
             // Fire-and-forget jobs go through the pipeline path.
-            other => self.execute_batch(con, vec![other]),
+            other => self.execute_batch(con, vec![other], leftover),
         }
     }
 
