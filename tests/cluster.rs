@@ -467,3 +467,80 @@ fn what_a_user_missed_is_replayed_on_another_node_and_history_is_shared() {
         ]
     );
 }
+
+#[test]
+fn a_nick_registered_on_one_node_is_owned_on_every_node() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "a"), node(&redis, "b"));
+    let mut owner = login(&a, "Вася");
+    owner.ask(
+        "/register пароль один",
+        "* Вася is now registered: from now on /nick Вася PASSWORD logs in as Вася.",
+    );
+    owner.ask("/join кухня", "* Joined кухня. Active room: кухня.");
+    owner.send("/quit");
+    owner.read_until_closed();
+
+    // On the other node: the bare nick is refused, a wrong password too, the right one
+    // restores the session.
+    let mut other = Client::connect(b.addr);
+    other.ask(
+        "/nick Вася",
+        "! nick Вася is registered; use /nick Вася PASSWORD",
+    );
+    other.ask("/nick Вася неверный", "! wrong password for Вася");
+    let welcome = retry_until(
+        &mut other,
+        "/nick Вася пароль один",
+        Duration::from_secs(10),
+        |l| l != "! nick Вася is in use",
+    );
+    assert_eq!(
+        welcome,
+        "* Welcome back, Вася. Rooms: main, кухня. Active room: кухня."
+    );
+    other.ask("/password два", "* The password of Вася is changed.");
+
+    // A node started later reads the registrations from Redis, with the new password.
+    let c = node(&redis, "c");
+    let mut late = Client::connect(c.addr);
+    late.ask("/nick Вася пароль один", "! wrong password for Вася");
+    // Held by the connection on node b: a takeover reaches only a node's own connections.
+    late.ask("/nick Вася два", "! nick Вася is in use");
+    other.send("/quit");
+    other.read_until_closed();
+    let welcome = retry_until(
+        &mut late,
+        "/nick Вася два",
+        Duration::from_secs(10),
+        |l| l != "! nick Вася is in use",
+    );
+    assert!(welcome.starts_with("* Welcome back, Вася."), "{welcome}");
+    late.ask("/unregister", "* Вася is no longer registered.");
+}
+
+#[test]
+fn the_registry_refuses_a_registered_nick_a_node_has_not_heard_of() {
+    let redis = RedisServer::start();
+    let b = node(&redis, "b");
+    // Registered elsewhere, its announcement not (yet) seen by node b: the registry knows.
+    let client = redis::Client::open(redis.url()).expect("a Redis URL");
+    let mut con = client.get_connection().expect("Redis answers");
+    let account =
+        r#"{"display":"Вася","hash":"$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA"}"#;
+    redis::cmd("HSET")
+        .arg("chat:accounts")
+        .arg("вася")
+        .arg(account)
+        .exec(&mut con)
+        .expect("HSET");
+    let mut other = Client::connect(b.addr);
+    other.ask(
+        "/nick ВАСЯ",
+        "! nick ВАСЯ is registered; use /nick ВАСЯ PASSWORD",
+    );
+    other.ask(
+        "/nick Петя",
+        "* Welcome, Петя. Rooms: main. Active room: main.",
+    );
+}

@@ -8,7 +8,7 @@ use log::info;
 
 use super::accounts::TOKEN_CHARS;
 use super::clients::{AuthOp, Pending, Waiting};
-use super::{messages, Account, AuthAnswer, AuthJob, Change, Chat, ClientId, Outbox};
+use super::{messages, Account, AuthAnswer, AuthJob, Change, Chat, ClientId, NickClaim, Outbox};
 
 impl Chat {
     /// Hands `job` out; the client's next lines wait for its answer. Refused at once if the
@@ -170,8 +170,9 @@ impl Chat {
         true
     }
 
-    /// The client proved it owns `name`: it takes the nick, from a live connection holding it
-    /// if need be (typically its own half-open old one), with the saved session.
+    /// The client proved it owns `name`: it takes the nick, from a live connection of this
+    /// node holding it if need be (typically its own half-open old one), with the saved
+    /// session.
     fn complete_login(
         &mut self,
         id: ClientId,
@@ -186,8 +187,14 @@ impl Chat {
             out.close(holder);
             self.disconnect(holder, now, out);
         }
-        if self.remote.user(name).is_some() {
-            out.send(id, messages::nick_in_use(&mut self.line, name));
+        if self.config.shared_registry {
+            // The registry decides, and restores the session saved anywhere in the cluster. A
+            // connection holding the nick on another node is not taken over: `! in use`.
+            let claim = NickClaim {
+                rename: self.clients.nick_of(id).is_some(),
+                owner: true,
+            };
+            self.start_claim(id, name, claim, out);
             return;
         }
         self.take_nick(id, name, key, now, out);

@@ -79,6 +79,20 @@ pub enum Event<'a> {
         /// The nick.
         nick: &'a str,
     },
+    /// Another node registered a nick or changed its password (comes in only).
+    AccountSaved {
+        /// The nick's key.
+        nick: &'a str,
+        /// The nick as its owner spells it.
+        display: &'a str,
+        /// The password's argon2id hash.
+        password_hash: &'a str,
+    },
+    /// Another node removed a nick's registration (comes in only).
+    AccountRemoved {
+        /// The nick's key.
+        nick: &'a str,
+    },
 }
 
 /// A room message or action, whichever of [`Event::Said`] and [`Event::Acted`] it came as.
@@ -150,6 +164,16 @@ pub enum Presence<'a> {
     Renamed(&'a str),
 }
 
+/// What a client asks of the shared registry with [`super::Outbox::claim_nick`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NickClaim {
+    /// The client has a nick already: a rename (refused onto a nick with a saved session).
+    pub rename: bool,
+    /// The client proved it owns the nick (its password or a resume token): a registered
+    /// nick is not refused.
+    pub owner: bool,
+}
+
 /// The answer of a shared registry to [`super::Outbox::claim_nick`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimOutcome {
@@ -159,6 +183,9 @@ pub enum ClaimOutcome {
     InUse,
     /// A rename onto a nick whose owner is away with a saved session.
     Saved,
+    /// The nick is registered and the client did not prove it owns it (this node had not
+    /// heard of the registration yet).
+    Registered,
 }
 
 /// A departed user's rooms, as kept for restoration.

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 const CATCH_UP_WAIT: Duration = Duration::from_secs(5);
 
 use super::clients::{CatchUp, Nick, Pending, Waiting};
-use super::{messages, Chat, ClaimOutcome, ClientId, Event, Outbox, Presence, SavedRooms};
+use super::{
+    messages, Chat, ClaimOutcome, ClientId, Event, NickClaim, Outbox, Presence, SavedRooms,
+};
 use crate::protocol::{name_key, LineError};
 
 impl Chat {
@@ -16,7 +18,7 @@ impl Chat {
         &mut self,
         id: ClientId,
         name: &str,
-        rename: bool,
+        claim: NickClaim,
         out: &mut impl Outbox,
     ) {
         if let Some(client) = self.clients.get_mut(id) {
@@ -24,7 +26,7 @@ impl Chat {
                 waiting: Waiting::Claim(name.to_string()),
                 queued: Vec::new(),
             }));
-            out.claim_nick(id, name, rename);
+            out.claim_nick(id, name, claim);
         }
     }
 
@@ -68,6 +70,9 @@ impl Chat {
             ClaimOutcome::Granted(saved) => self.log_in_granted(id, nick, key, saved, now, out),
             ClaimOutcome::InUse => out.send(id, messages::nick_in_use(&mut self.line, nick)),
             ClaimOutcome::Saved => out.send(id, messages::nick_saved(&mut self.line, nick)),
+            ClaimOutcome::Registered => {
+                out.send(id, messages::nick_registered(&mut self.line, nick));
+            }
         }
         self.handle_queued(id, claim.queued, now, out);
     }

@@ -60,7 +60,7 @@ use sessions::SavedSessions;
 
 pub use accounts::{Account, AuthAnswer, AuthJob};
 pub use config::ChatConfig;
-pub use event::{ClaimOutcome, Event, Presence, RoomMessage, SavedRooms, Stamp};
+pub use event::{ClaimOutcome, Event, NickClaim, Presence, RoomMessage, SavedRooms, Stamp};
 pub use history::{HistoryLimits, Origin, RoomClock, StoredMessage};
 pub use ids::ClientId;
 pub(crate) use ids::RoomId;

@@ -1,6 +1,6 @@
 //! The seam between the chat and the world: where its lines, closes and events go.
 
-use super::{AuthJob, Change, ClientId, Event};
+use super::{AuthJob, Change, ClientId, Event, NickClaim};
 
 /// Where the chat's output goes.
 ///
@@ -25,7 +25,7 @@ pub trait Outbox {
     /// Asks the shared registry whether `client` may take `nick` (only with
     /// [`super::ChatConfig::shared_registry`]); the answer comes back through
     /// [`super::Chat::finish_claim`].
-    fn claim_nick(&mut self, _client: ClientId, _nick: &str, _rename: bool) {}
+    fn claim_nick(&mut self, _client: ClientId, _nick: &str, _claim: NickClaim) {}
     /// Records a change to the chat's durable state; without a store it is only in memory.
     fn store(&mut self, _change: &Change<'_>) {}
     /// Hands out a password job for client `client`; its answer comes back through

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::history::Taken;
-use super::{messages, Chat, ClientId, Event, Origin, Outbox, Presence, RoomMessage};
+use super::{messages, Account, Chat, ClientId, Event, Origin, Outbox, Presence, RoomMessage};
 use crate::protocol::name_key;
 
 impl Chat {
@@ -42,6 +42,21 @@ impl Chat {
             }
             Event::NickClaimed { nick } => self.remote.online(node, nick),
             Event::NickReleased { nick } => self.remote.offline(node, nick),
+            // Written to Redis by the node that made it; this node's copy follows.
+            Event::AccountSaved {
+                nick,
+                display,
+                password_hash,
+            } => {
+                let account = Account {
+                    display: display.to_string(),
+                    password_hash: password_hash.to_string(),
+                };
+                self.accounts.insert(nick.to_string(), account);
+            }
+            Event::AccountRemoved { nick } => {
+                self.accounts.remove(nick);
+            }
             // Taken above.
             Event::Said { .. } | Event::Acted { .. } => {}
             Event::Session { .. }

@@ -18,6 +18,7 @@
 //! messages a turn's worth at a time from a queue with a hard bound (`notifier.rs`), and hands
 //! jobs to the worker without blocking, holding back what does not fit (`outgoing.rs`).
 
+mod accounts;
 mod flow;
 mod history;
 mod news;
@@ -37,9 +38,11 @@ use std::time::{Duration, Instant};
 use log::{debug, warn};
 use mio::Waker;
 
-use crate::chat::{Change, ClientId, Event, HistoryLimits, RoomMessage, Snapshot};
+use crate::chat::{Change, ClientId, Event, HistoryLimits, NickClaim, RoomMessage, Snapshot};
 use crate::protocol::name_key;
+use crate::server::AccountWriter;
 
+use accounts::StoredAccount;
 use flow::Flow;
 pub use news::{Action, Incoming, RemoteMessage, TurnBudget};
 use notifier::{Levels, Notifier};
@@ -202,19 +205,38 @@ impl Cluster {
         &self.origin
     }
 
-    /// Reads every room's history from its stream (at start, before serving; blocking, each
-    /// call bounded by the I/O timeout).
-    pub fn load_history(&self) -> redis::RedisResult<Snapshot> {
+    /// Reads what the cluster keeps for every node: each room's history from its stream,
+    /// and the registered nicks (at start, before serving; blocking, each call bounded by the
+    /// I/O timeout).
+    pub fn load_state(&self) -> redis::RedisResult<Snapshot> {
         let mut con = connect(&self.client)?;
-        history::load(&mut con, self.history.per_room)
+        let mut snapshot = history::load(&mut con, self.history.per_room)?;
+        snapshot.accounts = accounts::load(&mut con)?;
+        Ok(snapshot)
+    }
+
+    /// Where the password worker writes registrations before the user is told.
+    pub fn account_writer(&self) -> Box<dyn AccountWriter> {
+        Box::new(accounts::RedisAccounts::new(self.client.clone()))
     }
 
     /// Records a change of the chat's durable state: the session of a user who left, with
-    /// the marks a replay needs on whichever node they come back to. (Room messages reach
-    /// their streams with their publication; registrations through the password worker.)
+    /// the marks a replay needs on whichever node they come back to, and registrations (for
+    /// the other nodes). Room messages reach their streams with their publication.
     pub fn store(&mut self, change: &Change<'_>) {
-        if let Change::SessionSaved { nick, session } = *change {
-            self.save_session(nick, &StoredSession::of(session));
+        match *change {
+            Change::SessionSaved { nick, session } => {
+                self.save_session(nick, &StoredSession::of(session));
+            }
+            // Already in Redis (the password worker wrote it first); the other nodes learn it.
+            Change::AccountSaved { nick, account } => self.broadcast(Wire::AccountSaved {
+                nick: nick.to_string(),
+                account: StoredAccount::of(account),
+            }),
+            Change::AccountRemoved { nick } => self.broadcast(Wire::AccountRemoved {
+                nick: nick.to_string(),
+            }),
+            _ => {}
         }
     }
 
@@ -280,11 +302,11 @@ impl Cluster {
     }
 
     /// Asks the registry whether `client` may have `nick`.
-    pub fn claim(&mut self, client: ClientId, nick: &str, rename: bool) {
+    pub fn claim(&mut self, client: ClientId, nick: &str, claim: NickClaim) {
         self.outgoing.submit(Job::Claim {
             client,
             nick: nick.to_string(),
-            rename,
+            claim,
         });
     }
 

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::accounts::StoredAccount;
 use crate::chat::{Event, Presence, RoomClock, SavedRooms, Stamp};
 
 /// What travels on the events channel: the sending node and what happened.
@@ -48,6 +49,15 @@ pub enum Wire {
         nick: String,
     },
     NickReleased {
+        nick: String,
+    },
+    /// A nick was registered (or its password changed) on the sending node.
+    AccountSaved {
+        nick: String,
+        account: StoredAccount,
+    },
+    /// A nick's registration was removed on the sending node.
+    AccountRemoved {
         nick: String,
     },
     /// A node (re)joined and asks the others for their rosters.
@@ -147,9 +157,12 @@ impl Wire {
             },
             Event::NickClaimed { nick } => Wire::NickClaimed { nick: owned(nick) },
             Event::NickReleased { nick } => Wire::NickReleased { nick: owned(nick) },
+            // Registrations travel as the store's changes (`Cluster::store`).
             Event::Session { .. }
             | Event::SessionDropped { .. }
-            | Event::SessionRestored { .. } => return None,
+            | Event::SessionRestored { .. }
+            | Event::AccountSaved { .. }
+            | Event::AccountRemoved { .. } => return None,
         })
     }
 
@@ -196,6 +209,12 @@ impl Wire {
             Wire::Private { from, to, text } => Event::Private { from, to, text },
             Wire::NickClaimed { nick } => Event::NickClaimed { nick },
             Wire::NickReleased { nick } => Event::NickReleased { nick },
+            Wire::AccountSaved { nick, account } => Event::AccountSaved {
+                nick,
+                display: &account.display,
+                password_hash: &account.hash,
+            },
+            Wire::AccountRemoved { nick } => Event::AccountRemoved { nick },
             Wire::Hello | Wire::Roster { .. } | Wire::Beat | Wire::Bye | Wire::Flow { .. } => {
                 return None
             }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
+use super::accounts::ACCOUNTS_KEY;
 use super::history_key;
 use super::notifier::Notifier;
 use super::wire::StoredSession;
@@ -13,16 +14,19 @@ use super::{
     connect, next_backoff, nick_key, session_key, Incoming, BACKOFF_MIN, EVENTS_CHANNEL, HEARTBEAT,
     NICK_TTL,
 };
-use crate::chat::{ClaimOutcome, ClientId, HistoryLimits};
+use crate::chat::{ClaimOutcome, ClientId, HistoryLimits, NickClaim};
 use crate::protocol::name_key;
 
 /// Jobs sent to Redis in one pipelined round trip at most.
 const MAX_BATCH: usize = 512;
 
-/// Claims a nick: fails if any node holds it; a rename also fails onto a saved session.
+/// Claims a nick: fails if any node holds it, or if it is registered and its owner did not
+/// prove it is theirs; a rename also fails onto a saved session. KEYS: the nick, its session,
+/// the accounts; ARGV: node, TTL, rename, owner, the nick's key.
 /// Returns `{status, saved session JSON or false}`.
 const CLAIM_SCRIPT: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'inuse', false} end
+if ARGV[4] == '0' and redis.call('HEXISTS', KEYS[3], ARGV[5]) == 1 then return {'registered', false} end
 local session = redis.call('GET', KEYS[2])
 if ARGV[3] == '1' and session then return {'saved', false} end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
@@ -86,7 +90,7 @@ pub enum Job {
     Claim {
         client: ClientId,
         nick: String,
-        rename: bool,
+        claim: NickClaim,
     },
     Release(String),
     SaveSession {
@@ -416,16 +420,16 @@ impl Worker {
             Job::Claim {
                 client,
                 nick,
-                rename,
+                claim,
             } => {
-                let outcome = match self.claim(con, &nick, rename) {
+                let outcome = match self.claim(con, &nick, claim) {
                     Ok(outcome) => outcome,
                     Err(e) => {
                         // Tried again on a fresh connection, else answered without Redis.
                         leftover.push(Job::Claim {
                             client,
                             nick,
-                            rename,
+                            claim,
                         });
                         return Err(e);
                     }
@@ -453,18 +457,22 @@ impl Worker {
         &self,
         con: &mut redis::Connection,
         nick: &str,
-        rename: bool,
+        claim: NickClaim,
     ) -> redis::RedisResult<ClaimOutcome> {
         let (status, session): (String, Option<String>) = redis::Script::new(CLAIM_SCRIPT)
             .key(nick_key(nick))
             .key(session_key(nick))
+            .key(ACCOUNTS_KEY)
             .arg(&self.node)
             .arg(NICK_TTL.as_secs())
-            .arg(if rename { "1" } else { "0" })
+            .arg(if claim.rename { "1" } else { "0" })
+            .arg(if claim.owner { "1" } else { "0" })
+            .arg(name_key(nick))
             .invoke(con)?;
         Ok(match status.as_str() {
             "inuse" => ClaimOutcome::InUse,
             "saved" => ClaimOutcome::Saved,
+            "registered" => ClaimOutcome::Registered,
             _ => {
                 let saved = session
                     .and_then(|json| serde_json::from_str::<StoredSession>(&json).ok())

@@ -22,7 +22,7 @@ use super::auth::AuthWorker;
 use super::connection::{Connection, Flushed, State};
 use super::metrics::{Disconnect, Metrics};
 use super::output::{BufferPool, Span, TurnOutput};
-use crate::chat::{AuthJob, Change, ClientId, Event, Outbox};
+use crate::chat::{AuthJob, Change, ClientId, Event, NickClaim, Outbox};
 use crate::cluster::Cluster;
 use crate::store::Store;
 
@@ -357,9 +357,9 @@ impl Outbox for Delivery {
         }
     }
 
-    fn claim_nick(&mut self, client: ClientId, nick: &str, rename: bool) {
+    fn claim_nick(&mut self, client: ClientId, nick: &str, claim: NickClaim) {
         if let Some(cluster) = self.cluster.as_mut() {
-            cluster.claim(client, nick, rename);
+            cluster.claim(client, nick, claim);
         }
     }
 

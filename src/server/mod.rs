@@ -164,13 +164,12 @@ impl Server {
             Some(url) => Some(join_cluster(config, url, &waker, &mut chat)?),
             None => None,
         };
-        let auth = match cluster {
-            None => Some(AuthWorker::start(
-                Arc::clone(&waker),
-                store.as_ref().map(Store::account_writer),
-            )?),
-            Some(_) => None,
+        // Registrations are written before the user is told: to the data dir, or to Redis.
+        let account_writer = match (&cluster, &store) {
+            (Some(cluster), _) => Some(cluster.account_writer()),
+            (None, store) => store.as_ref().map(Store::account_writer),
         };
+        let auth = Some(AuthWorker::start(Arc::clone(&waker), account_writer)?);
         // Output for clients that do not read is what grows fast: under a memory limit it may
         // take two fifths of it, all clients together.
         let output_budget = memory
@@ -449,8 +448,8 @@ impl Server {
 }
 
 /// Starts cluster mode on Redis at `url`, waits (briefly) to be subscribed, and gives `chat`
-/// the rooms' history kept in Redis. (Loaded after subscribing, so that nothing said
-/// meanwhile is missed; what comes both ways is taken once.)
+/// the rooms' history and the registered nicks kept in Redis. (Loaded after subscribing, so
+/// that nothing said meanwhile is missed; what comes both ways is taken once.)
 fn join_cluster(
     config: &Config,
     url: &str,
@@ -466,9 +465,9 @@ fn join_cluster(
     if !cluster.wait_until_subscribed(CLUSTER_START_WAIT) {
         warn!("cluster: no Redis at {url} yet; serving local clients, retrying");
     } else {
-        match cluster.load_history() {
+        match cluster.load_state() {
             Ok(snapshot) => chat.restore(snapshot, Instant::now()),
-            Err(e) => warn!("cluster: could not load the rooms' history from Redis: {e}"),
+            Err(e) => warn!("cluster: could not load history and registrations from Redis: {e}"),
         }
     }
     info!("cluster mode: node {} on {url}", cluster.node());

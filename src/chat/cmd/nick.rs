@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use crate::chat::{messages, Chat, ClientId, Outbox};
+use crate::chat::{messages, Chat, ClientId, NickClaim, Outbox};
 use crate::protocol::{name_key, validate_name};
 
 /// Takes `name` for client `id`: a first login, a restore, a rename, or (with a shared
@@ -28,8 +28,7 @@ pub(super) fn nick(
         chat.rename(id, name, key, out);
         return;
     }
-    // Owned nicks are a standalone feature: a cluster decides nicks through its registry.
-    if let Some(secret) = secret.filter(|_| !chat.config.shared_registry) {
+    if let Some(secret) = secret {
         if chat.log_in_with_secret(id, name, key.clone(), secret, now, out) {
             return;
         }
@@ -42,7 +41,11 @@ pub(super) fn nick(
         // The registry decides even for a nick this node sees on another node: what it knows
         // of other nodes' users lags behind the registry (a node that stops frees its nicks
         // in the registry before the others hear it is gone).
-        chat.start_claim(id, name, current.is_some(), out);
+        let claim = NickClaim {
+            rename: current.is_some(),
+            owner: false,
+        };
+        chat.start_claim(id, name, claim, out);
     } else {
         chat.take_nick(id, name, key, now, out);
     }

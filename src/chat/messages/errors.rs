@@ -136,11 +136,11 @@ pub(crate) fn auth_failed<'b>(line: &'b mut Vec<u8>, reason: &str) -> &'b [u8] {
     )
 }
 
-/// Accounts are not available on this server (cluster mode).
+/// The password worker cannot take the job now (its queue is full).
 pub(crate) fn accounts_unavailable(line: &mut Vec<u8>) -> &[u8] {
     error(
         line,
-        &["registered nicks are not available on this server (cluster mode)"],
+        &["passwords cannot be checked right now (too many waiting); please try again"],
     )
 }
 

@@ -85,8 +85,9 @@ impl Outbox for ClaimRecorder {
     fn publish(&mut self, event: &Event<'_>) {
         self.inner.publish(event);
     }
-    fn claim_nick(&mut self, client: ClientId, nick: &str, rename: bool) {
-        self.claims.push((client.index(), nick.to_string(), rename));
+    fn claim_nick(&mut self, client: ClientId, nick: &str, claim: NickClaim) {
+        self.claims
+            .push((client.index(), nick.to_string(), claim.rename));
     }
     fn store(&mut self, change: &Change<'_>) {
         self.inner.store(change);
