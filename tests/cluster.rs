@@ -544,3 +544,66 @@ fn the_registry_refuses_a_registered_nick_a_node_has_not_heard_of() {
         "* Welcome, Петя. Rooms: main. Active room: main.",
     );
 }
+
+#[test]
+fn a_private_message_kept_on_one_node_is_delivered_on_another() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "a"), node(&redis, "b"));
+    let mut vasya = login(&a, "Вася");
+    let mut alice = login(&b, "Алиса");
+    vasya.send("/quit");
+    vasya.read_until_closed();
+    // Node b hears of the departure asynchronously: first that he is gone (each attempt
+    // reads up to its own answer; presence notices may come between), then that he is away.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        alice.send("/who");
+        let who = alice.wait_for(2, |l| l.starts_with("* Members"));
+        if who == "* Members of main (1): Алиса" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Вася never gone on node b: {who}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    loop {
+        alice.send("/msg Вася ты где?");
+        let answer = alice.wait_for(2, |l| !l.starts_with("* [main] "));
+        if answer == "(PM to Вася) You: ты где?" {
+            break;
+        }
+        assert_eq!(answer, "! no such user: Вася");
+        assert!(Instant::now() < deadline, "Вася never away on node b");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    alice.expect("* Вася is away; your message will be delivered when they return.");
+
+    // Back on a third node, started after all this: it read the kept message from Redis.
+    let c = node(&redis, "c");
+    let mut back = Client::connect(c.addr);
+    back.ask(
+        "/nick Вася",
+        "* Welcome back, Вася. Rooms: main. Active room: main.",
+    );
+    back.expect("* Missed while you were away: 1 private message.");
+    let kept = back.line();
+    assert!(
+        kept.starts_with("(PM ") && kept.ends_with(") Алиса: ты где?"),
+        "{kept}"
+    );
+    back.expect("* End of missed private messages.");
+    // Delivered once: gone from Redis and from every node.
+    back.send("/quit");
+    back.read_until_closed();
+    let mut again = Client::connect(b.addr);
+    let welcome = retry_until(&mut again, "/nick Вася", Duration::from_secs(10), |l| {
+        l != "! nick Вася is in use"
+    });
+    assert_eq!(
+        welcome,
+        "* Welcome back, Вася. Rooms: main. Active room: main."
+    );
+    again.ask("/who", "* Members of main (2): Алиса, Вася");
+}

@@ -1,6 +1,7 @@
 //! What the chat tells the rest of a cluster, and what a cluster answers.
 
 use super::history::RoomClock;
+use super::KeptPrivate;
 
 /// A change in the chat that concerns more than this node's own clients.
 ///
@@ -177,8 +178,8 @@ pub struct NickClaim {
 /// The answer of a shared registry to [`super::Outbox::claim_nick`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimOutcome {
-    /// The nick is the client's; with the rooms saved for it anywhere in the cluster, if any.
-    Granted(Option<SavedRooms>),
+    /// The nick is the client's; with what the cluster kept for it.
+    Granted(Grant),
     /// A live connection somewhere holds the nick.
     InUse,
     /// A rename onto a nick whose owner is away with a saved session.
@@ -186,6 +187,26 @@ pub enum ClaimOutcome {
     /// The nick is registered and the client did not prove it owns it (this node had not
     /// heard of the registration yet).
     Registered,
+}
+
+/// What comes with a granted nick claim: what the cluster kept for the nick's user.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Grant {
+    /// The rooms saved for it anywhere in the cluster, if any.
+    pub saved: Option<SavedRooms>,
+    /// The private messages kept for it, oldest first: taken from the cluster's store with
+    /// the grant, so only the node that got the nick delivers them.
+    pub kept: Vec<KeptPrivate>,
+}
+
+impl Grant {
+    /// A grant with session `saved` and nothing else.
+    pub fn session(saved: SavedRooms) -> Self {
+        Self {
+            saved: Some(saved),
+            kept: Vec::new(),
+        }
+    }
 }
 
 /// A departed user's rooms, as kept for restoration.

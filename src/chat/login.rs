@@ -48,7 +48,8 @@ impl Chat {
                 .take_if(|p| matches!(&p.waiting, Waiting::Claim(claimed) if claimed == nick))
         });
         let Some(claim) = claim else {
-            if matches!(outcome, ClaimOutcome::Granted(_)) {
+            if let ClaimOutcome::Granted(grant) = outcome {
+                self.keep_again(nick, grant.kept, out);
                 out.publish(&Event::NickReleased { nick });
             }
             return;
@@ -56,18 +57,27 @@ impl Chat {
         let key = name_key(nick);
         let outcome = match outcome {
             // Another local client got it meanwhile; the registry entry is that client's.
-            ClaimOutcome::Granted(_) if self.clients.holder(&key).is_some() => ClaimOutcome::InUse,
+            ClaimOutcome::Granted(grant) if self.clients.holder(&key).is_some() => {
+                self.keep_again(nick, grant.kept, out);
+                ClaimOutcome::InUse
+            }
             other => other,
         };
         match outcome {
-            ClaimOutcome::Granted(_) if self.clients.nick_of(id).is_some() => {
+            ClaimOutcome::Granted(grant) if self.clients.nick_of(id).is_some() => {
+                self.take_kept_privates(&key, grant.kept);
                 self.rename(id, nick, key, out);
             }
-            ClaimOutcome::Granted(Some(saved)) if self.is_behind(&saved) => {
-                self.wait_to_catch_up(id, nick, saved, claim.queued, now);
-                return;
+            ClaimOutcome::Granted(grant) => {
+                self.take_kept_privates(&key, grant.kept);
+                match grant.saved {
+                    Some(saved) if self.is_behind(&saved) => {
+                        self.wait_to_catch_up(id, nick, saved, claim.queued, now);
+                        return;
+                    }
+                    saved => self.log_in_granted(id, nick, key, saved, now, out),
+                }
             }
-            ClaimOutcome::Granted(saved) => self.log_in_granted(id, nick, key, saved, now, out),
             ClaimOutcome::InUse => out.send(id, messages::nick_in_use(&mut self.line, nick)),
             ClaimOutcome::Saved => out.send(id, messages::nick_saved(&mut self.line, nick)),
             ClaimOutcome::Registered => {

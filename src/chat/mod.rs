@@ -47,7 +47,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::protocol::LineError;
+use crate::protocol::{self, LineError};
 
 use accounts::Accounts;
 use clients::{AuthOp, Clients, Waiting, MAX_LINES_WHILE_CLAIMING};
@@ -60,11 +60,12 @@ use sessions::SavedSessions;
 
 pub use accounts::{Account, AuthAnswer, AuthJob};
 pub use config::ChatConfig;
-pub use event::{ClaimOutcome, Event, NickClaim, Presence, RoomMessage, SavedRooms, Stamp};
+pub use event::{ClaimOutcome, Event, Grant, NickClaim, Presence, RoomMessage, SavedRooms, Stamp};
 pub use history::{HistoryLimits, Origin, RoomClock, StoredMessage};
 pub use ids::ClientId;
 pub(crate) use ids::RoomId;
 pub use mailbox::KeptPrivate;
+pub(crate) use mailbox::MAILBOX_LIMIT;
 pub use messages::{SERVER_BUSY, SERVER_FULL};
 pub use outbox::Outbox;
 pub use rooms::MAIN_ROOM;
@@ -209,6 +210,9 @@ impl Chat {
         let Some(nick) = client.nick else {
             // A login granted by the registry but still catching up: give the nick back.
             if let Some(Waiting::CatchUp(catch_up)) = client.pending.map(|p| p.waiting) {
+                let key = protocol::name_key(&catch_up.nick);
+                let kept = self.mailboxes.take(&key);
+                self.keep_again(&catch_up.nick, kept, out);
                 out.publish(&Event::NickReleased {
                     nick: &catch_up.nick,
                 });

@@ -36,8 +36,12 @@ impl Chat {
                 }
             }
             Event::Private { from, to, text } => {
-                if let Some(target) = self.clients.holder(&name_key(to)) {
+                let key = name_key(to);
+                if let Some(target) = self.clients.holder(&key) {
                     out.send(target, messages::private(&mut self.line, from, text));
+                } else {
+                    // Its addressee left this node while it was on its way: keep it for them.
+                    self.keep_private(&key, from, text, now, out);
                 }
             }
             Event::NickClaimed { nick } => self.remote.online(node, nick),

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::history::Mark;
-use super::{clock, messages, Change, Chat, ClientId, Outbox, SavedRooms};
+use super::{clock, messages, Change, Chat, ClientId, KeptPrivate, Outbox, SavedRooms};
 use crate::protocol::name_key;
 
 impl Chat {
@@ -60,6 +60,61 @@ impl Chat {
                 out.send(id, line);
             }
             out.send(id, messages::missed_end(&mut self.line, room));
+        }
+    }
+
+    /// Whether nick `key` belongs to a user who is away: a saved session, or a registered
+    /// nick (private messages to them are kept).
+    pub(super) fn is_away(&self, key: &str, now: Instant) -> bool {
+        self.sessions.contains(key, now) || self.accounts.is_registered(key)
+    }
+
+    /// Keeps a private message from `from` for nick `key`, if they are away and their mailbox
+    /// has room; returns whether it was kept.
+    pub(super) fn keep_private(
+        &mut self,
+        key: &str,
+        from: &str,
+        text: &str,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) -> bool {
+        if !self.is_away(key, now) || !self.mailboxes.has_room(key) {
+            return false;
+        }
+        let kept = KeptPrivate {
+            at_ms: self.clock.unix_ms(now),
+            from: from.to_string(),
+            text: text.to_string(),
+        };
+        out.store(&Change::PrivateKept {
+            to: key,
+            message: &kept,
+        });
+        self.mailboxes.keep(key, kept)
+    }
+
+    /// Cluster mode: what the registry handed over with a nick (taken from Redis with the
+    /// grant) replaces this node's copy of what was kept for it: only the node that got the
+    /// nick delivers, each message once.
+    pub(super) fn take_kept_privates(&mut self, key: &str, kept: Vec<KeptPrivate>) {
+        self.mailboxes.forget(key);
+        for message in kept {
+            self.mailboxes.keep(key, message);
+        }
+    }
+
+    /// Cluster mode: private messages the registry handed over with a nick that this node
+    /// could not give to anyone (the client left, or another took the nick meanwhile): kept
+    /// again for their addressee, in Redis and on every node.
+    pub(super) fn keep_again(&mut self, nick: &str, kept: Vec<KeptPrivate>, out: &mut impl Outbox) {
+        let key = name_key(nick);
+        for message in kept {
+            out.store(&Change::PrivateKept {
+                to: &key,
+                message: &message,
+            });
+            self.mailboxes.keep(&key, message);
         }
     }
 

@@ -207,6 +207,41 @@ impl Chat {
         }
     }
 
+    /// Cluster mode: takes in a change another node made to the state every node keeps (a
+    /// session saved or dropped, a private message kept or delivered), so that a user who is
+    /// away is known as such everywhere, and what was kept for them is delivered on whichever
+    /// node they come back to. Nothing is stored or published again.
+    pub fn apply_remote_change(&mut self, change: &Change<'_>, now: Instant) {
+        match *change {
+            Change::SessionSaved { nick, session } => {
+                // The user may be back here already (the change was on its way).
+                if self.clients.holder(nick).is_some() {
+                    return;
+                }
+                let now_ms = self.clock.unix_ms(now);
+                let age =
+                    std::time::Duration::from_millis(now_ms.saturating_sub(session.left_at_ms));
+                let saved_at = now.checked_sub(age).unwrap_or(now);
+                let pinned = self.accounts.is_registered(nick);
+                let key = nick.to_string();
+                for evicted in self.sessions.save(key, session.clone(), saved_at, pinned) {
+                    self.mailboxes.forget(&evicted);
+                }
+            }
+            Change::SessionDropped { nick } => {
+                self.sessions.take(nick, now);
+            }
+            Change::PrivateKept { to, message } => {
+                self.mailboxes.keep(to, message.clone());
+            }
+            Change::PrivatesCleared { to } => {
+                self.mailboxes.forget(to);
+            }
+            // History comes with the room messages; registrations as their own events.
+            _ => {}
+        }
+    }
+
     /// How many messages, saved sessions and kept private messages the chat holds: a store
     /// compares them with what it loaded to learn whether [`Chat::restore`] dropped any.
     pub fn stored_counts(&self) -> (usize, usize, usize) {

@@ -8,12 +8,9 @@ use std::sync::Arc;
 use log::{info, warn};
 
 use super::worker::Entry;
-use super::HISTORY_PREFIX;
+use super::{scan_keys, HISTORY_PREFIX};
 use crate::chat::{Origin, RoomMessage, RoomSnapshot, Snapshot, StoredMessage};
 use crate::protocol::name_key;
-
-/// Keys asked for per `SCAN` step.
-const SCAN_COUNT: usize = 1000;
 
 /// The stream entry for a room message.
 pub fn entry(message: &RoomMessage<'_>) -> Entry {
@@ -40,7 +37,7 @@ pub fn load(con: &mut redis::Connection, per_room: usize) -> redis::RedisResult<
     }
     let mut origins: Vec<Arc<str>> = Vec::new();
     let mut skipped = 0usize;
-    for key in stream_keys(con)? {
+    for key in scan_keys(con, HISTORY_PREFIX, "stream")? {
         let entries: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XREVRANGE")
             .arg(&key)
             .arg("+")
@@ -74,28 +71,6 @@ pub fn load(con: &mut redis::Connection, per_room: usize) -> redis::RedisResult<
         snapshot.rooms.len()
     );
     Ok(snapshot)
-}
-
-/// The keys of every history stream.
-fn stream_keys(con: &mut redis::Connection) -> redis::RedisResult<Vec<String>> {
-    let mut keys = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{HISTORY_PREFIX}*"))
-            .arg("COUNT")
-            .arg(SCAN_COUNT)
-            .arg("TYPE")
-            .arg("stream")
-            .query(con)?;
-        keys.extend(batch);
-        if next == 0 {
-            return Ok(keys);
-        }
-        cursor = next;
-    }
 }
 
 /// The message in a stream entry's `fields` (name, value, name, value, ...).

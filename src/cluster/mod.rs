@@ -21,6 +21,7 @@
 mod accounts;
 mod flow;
 mod history;
+mod kept;
 mod news;
 mod notifier;
 mod outgoing;
@@ -44,6 +45,7 @@ use crate::server::AccountWriter;
 
 use accounts::StoredAccount;
 use flow::Flow;
+use kept::StoredPrivate;
 pub use news::{Action, Incoming, RemoteMessage, TurnBudget};
 use notifier::{Levels, Notifier};
 use outgoing::Outgoing;
@@ -205,13 +207,15 @@ impl Cluster {
         &self.origin
     }
 
-    /// Reads what the cluster keeps for every node: each room's history from its stream,
-    /// and the registered nicks (at start, before serving; blocking, each call bounded by the
+    /// Reads what the cluster keeps for every node: each room's history from its stream, the
+    /// registered nicks, the sessions of users who are away and what was kept for them (at start, before serving; blocking, each call bounded by the
     /// I/O timeout).
     pub fn load_state(&self) -> redis::RedisResult<Snapshot> {
         let mut con = connect(&self.client)?;
         let mut snapshot = history::load(&mut con, self.history.per_room)?;
         snapshot.accounts = accounts::load(&mut con)?;
+        snapshot.sessions = kept::load_sessions(&mut con)?;
+        snapshot.privates = kept::load_privates(&mut con)?;
         Ok(snapshot)
     }
 
@@ -220,13 +224,41 @@ impl Cluster {
         Box::new(accounts::RedisAccounts::new(self.client.clone()))
     }
 
-    /// Records a change of the chat's durable state: the session of a user who left, with
-    /// the marks a replay needs on whichever node they come back to, and registrations (for
-    /// the other nodes). Room messages reach their streams with their publication.
+    /// Records a change of the chat's durable state in Redis and tells the other nodes: the
+    /// session of a user who left (with the marks a replay needs on whichever node they come
+    /// back to), private messages kept for them, and registrations (already in Redis: the
+    /// password worker wrote them). Room messages reach their streams with their publication.
     pub fn store(&mut self, change: &Change<'_>) {
         match *change {
             Change::SessionSaved { nick, session } => {
-                self.save_session(nick, &StoredSession::of(session));
+                let stored = StoredSession::of(session);
+                self.save_session(nick, &stored);
+                self.broadcast(Wire::SessionSaved {
+                    nick: nick.to_string(),
+                    session: stored,
+                });
+            }
+            // Redis expires its copy with the TTL; the other nodes drop theirs now.
+            Change::SessionDropped { nick } => self.broadcast(Wire::SessionDropped {
+                nick: nick.to_string(),
+            }),
+            Change::PrivateKept { to, message } => {
+                let stored = StoredPrivate::of(message);
+                match serde_json::to_string(&stored) {
+                    Ok(value) => self.outgoing.submit(Job::KeepPrivate {
+                        to: to.to_string(),
+                        value,
+                    }),
+                    Err(e) => warn!("could not encode a kept message: {e}"),
+                }
+                self.broadcast(Wire::PrivateKept {
+                    to: to.to_string(),
+                    message: stored,
+                });
+            }
+            Change::PrivatesCleared { to } => {
+                self.outgoing.submit(Job::ClearPrivates(to.to_string()));
+                self.broadcast(Wire::PrivatesCleared { to: to.to_string() });
             }
             // Already in Redis (the password worker wrote it first); the other nodes learn it.
             Change::AccountSaved { nick, account } => self.broadcast(Wire::AccountSaved {
@@ -452,8 +484,19 @@ fn nick_key(nick: &str) -> String {
 }
 
 fn session_key(nick: &str) -> String {
-    format!("chat:session:{}", name_key(nick))
+    format!("{SESSION_PREFIX}{}", name_key(nick))
 }
+
+/// What every saved session's key starts with.
+const SESSION_PREFIX: &str = "chat:session:";
+
+/// The list of private messages kept for nick `nick` (a key).
+fn privates_key(nick: &str) -> String {
+    format!("{PRIVATES_PREFIX}{nick}")
+}
+
+/// What every list of kept private messages starts with.
+const PRIVATES_PREFIX: &str = "chat:privates:";
 
 /// The stream that keeps room `room`'s history (`room` is its key).
 fn history_key(room: &str) -> String {
@@ -462,6 +505,35 @@ fn history_key(room: &str) -> String {
 
 /// What every history stream's key starts with.
 const HISTORY_PREFIX: &str = "chat:history:";
+
+/// Keys asked for per `SCAN` step.
+const SCAN_COUNT: usize = 1000;
+
+/// The keys that start with `prefix` and hold a value of Redis type `kind`.
+fn scan_keys(
+    con: &mut redis::Connection,
+    prefix: &str,
+    kind: &str,
+) -> redis::RedisResult<Vec<String>> {
+    let mut keys = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}*"))
+            .arg("COUNT")
+            .arg(SCAN_COUNT)
+            .arg("TYPE")
+            .arg(kind)
+            .query(con)?;
+        keys.extend(batch);
+        if next == 0 {
+            return Ok(keys);
+        }
+        cursor = next;
+    }
+}
 
 /// Doubles a backoff delay up to the cap.
 fn next_backoff(current: Duration) -> Duration {

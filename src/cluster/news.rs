@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use super::kept::RemoteChange;
 use super::wire::Wire;
 use super::Cluster;
 use crate::chat::{ClaimOutcome, ClientId, Event};
@@ -86,6 +87,8 @@ pub enum Action {
     Lost,
     /// Another node asks for rosters.
     SendRoster,
+    /// Take in another node's change to what is kept for users who are away.
+    Change(RemoteChange),
 }
 
 impl RemoteMessage {
@@ -154,6 +157,18 @@ impl Cluster {
                         Some(Action::SendRoster)
                     }
                     Wire::Beat | Wire::Flow { .. } => None,
+                    Wire::SessionSaved { nick, session } => Some(Action::Change(
+                        RemoteChange::SessionSaved(nick, session.into_saved()),
+                    )),
+                    Wire::SessionDropped { nick } => {
+                        Some(Action::Change(RemoteChange::SessionDropped(nick)))
+                    }
+                    Wire::PrivateKept { to, message } => Some(Action::Change(
+                        RemoteChange::PrivateKept(to, message.into_kept()),
+                    )),
+                    Wire::PrivatesCleared { to } => {
+                        Some(Action::Change(RemoteChange::PrivatesCleared(to)))
+                    }
                     wire => Some(Action::Deliver(node, RemoteMessage(wire))),
                 }
             }

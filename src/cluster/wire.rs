@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::accounts::StoredAccount;
+use super::kept::StoredPrivate;
 use crate::chat::{Event, Presence, RoomClock, SavedRooms, Stamp};
 
 /// What travels on the events channel: the sending node and what happened.
@@ -59,6 +60,24 @@ pub enum Wire {
     /// A nick's registration was removed on the sending node.
     AccountRemoved {
         nick: String,
+    },
+    /// A user left the sending node: their saved session.
+    SessionSaved {
+        nick: String,
+        session: StoredSession,
+    },
+    /// A saved session was restored, expired or evicted on the sending node.
+    SessionDropped {
+        nick: String,
+    },
+    /// A private message was kept for a user who is away.
+    PrivateKept {
+        to: String,
+        message: StoredPrivate,
+    },
+    /// What was kept for a user was delivered or forgotten.
+    PrivatesCleared {
+        to: String,
     },
     /// A node (re)joined and asks the others for their rosters.
     Hello,
@@ -215,15 +234,21 @@ impl Wire {
                 password_hash: &account.hash,
             },
             Wire::AccountRemoved { nick } => Event::AccountRemoved { nick },
-            Wire::Hello | Wire::Roster { .. } | Wire::Beat | Wire::Bye | Wire::Flow { .. } => {
-                return None
-            }
+            Wire::Hello
+            | Wire::Roster { .. }
+            | Wire::Beat
+            | Wire::Bye
+            | Wire::Flow { .. }
+            | Wire::SessionSaved { .. }
+            | Wire::SessionDropped { .. }
+            | Wire::PrivateKept { .. }
+            | Wire::PrivatesCleared { .. } => return None,
         })
     }
 }
 
 /// The saved-session value stored in Redis.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredSession {
     /// The rooms, in join order.
     pub rooms: Vec<String>,

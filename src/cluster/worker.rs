@@ -7,14 +7,15 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 
 use super::accounts::ACCOUNTS_KEY;
-use super::history_key;
+use super::kept::StoredPrivate;
 use super::notifier::Notifier;
 use super::wire::StoredSession;
 use super::{
     connect, next_backoff, nick_key, session_key, Incoming, BACKOFF_MIN, EVENTS_CHANNEL, HEARTBEAT,
     NICK_TTL,
 };
-use crate::chat::{ClaimOutcome, ClientId, HistoryLimits, NickClaim};
+use super::{history_key, privates_key};
+use crate::chat::{ClaimOutcome, ClientId, Grant, HistoryLimits, NickClaim, MAILBOX_LIMIT};
 use crate::protocol::name_key;
 
 /// Jobs sent to Redis in one pipelined round trip at most.
@@ -22,15 +23,21 @@ const MAX_BATCH: usize = 512;
 
 /// Claims a nick: fails if any node holds it, or if it is registered and its owner did not
 /// prove it is theirs; a rename also fails onto a saved session. KEYS: the nick, its session,
-/// the accounts; ARGV: node, TTL, rename, owner, the nick's key.
-/// Returns `{status, saved session JSON or false}`.
+/// the accounts, the private messages kept for it; ARGV: node, TTL, rename, owner, the nick's
+/// key. A first login takes the kept messages with the nick (so one node delivers them).
+/// Returns `{status, saved session JSON or false, kept messages (JSON)}`.
 const CLAIM_SCRIPT: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return {'inuse', false} end
-if ARGV[4] == '0' and redis.call('HEXISTS', KEYS[3], ARGV[5]) == 1 then return {'registered', false} end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'inuse', false, {}} end
+if ARGV[4] == '0' and redis.call('HEXISTS', KEYS[3], ARGV[5]) == 1 then return {'registered', false, {}} end
 local session = redis.call('GET', KEYS[2])
-if ARGV[3] == '1' and session then return {'saved', false} end
+if ARGV[3] == '1' and session then return {'saved', false, {}} end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-return {'granted', session}
+local kept = {}
+if ARGV[3] == '0' then
+  kept = redis.call('LRANGE', KEYS[4], 0, -1)
+  redis.call('DEL', KEYS[4])
+end
+return {'granted', session, kept}
 ";
 
 /// Refreshes the TTL of nicks this node holds, and takes back the ones that expired (after a
@@ -98,6 +105,13 @@ pub enum Job {
         value: String,
     },
     DropSession(String),
+    /// Keep a private message (JSON) for a user who is away.
+    KeepPrivate {
+        to: String,
+        value: String,
+    },
+    /// Forget what was kept for a user.
+    ClearPrivates(String),
     /// Re-register every nick this node holds (after Redis came back).
     Register(Vec<String>),
 }
@@ -318,7 +332,7 @@ impl Worker {
                 self.notify.send_control(Incoming::Claimed {
                     client,
                     nick,
-                    outcome: ClaimOutcome::Granted(None),
+                    outcome: ClaimOutcome::Granted(Grant::default()),
                 });
             }
             Job::Release(nick) => {
@@ -327,7 +341,12 @@ impl Worker {
             Job::Register(nicks) => {
                 self.held = nicks.iter().map(|n| name_key(n)).collect();
             }
-            Job::Publish(_) | Job::Post { .. } | Job::SaveSession { .. } | Job::DropSession(_) => {}
+            Job::Publish(_)
+            | Job::Post { .. }
+            | Job::SaveSession { .. }
+            | Job::DropSession(_)
+            | Job::KeepPrivate { .. }
+            | Job::ClearPrivates(_) => {}
         }
     }
 
@@ -371,6 +390,24 @@ impl Worker {
                 }
                 Job::DropSession(nick) => {
                     pipe.cmd("DEL").arg(session_key(&nick)).ignore();
+                    Ok(())
+                }
+                Job::KeepPrivate { to, value } => {
+                    // As long as a saved session lives; at most what a mailbox holds.
+                    let key = privates_key(&to);
+                    pipe.cmd("RPUSH").arg(&key).arg(value).ignore();
+                    let oldest_kept = -(MAILBOX_LIMIT as i64);
+                    pipe.cmd("LTRIM")
+                        .arg(&key)
+                        .arg(oldest_kept)
+                        .arg(-1)
+                        .ignore();
+                    let ttl = self.session_ttl.as_secs().max(1);
+                    pipe.cmd("EXPIRE").arg(&key).arg(ttl).ignore();
+                    Ok(())
+                }
+                Job::ClearPrivates(to) => {
+                    pipe.cmd("DEL").arg(privates_key(&to)).ignore();
                     Ok(())
                 }
                 Job::Release(nick) => {
@@ -434,7 +471,7 @@ impl Worker {
                         return Err(e);
                     }
                 };
-                if matches!(outcome, ClaimOutcome::Granted(_)) {
+                if matches!(outcome, ClaimOutcome::Granted(..)) {
                     self.held.insert(name_key(&nick));
                 }
                 self.notify.send_control(Incoming::Claimed {
@@ -459,16 +496,18 @@ impl Worker {
         nick: &str,
         claim: NickClaim,
     ) -> redis::RedisResult<ClaimOutcome> {
-        let (status, session): (String, Option<String>) = redis::Script::new(CLAIM_SCRIPT)
-            .key(nick_key(nick))
-            .key(session_key(nick))
-            .key(ACCOUNTS_KEY)
-            .arg(&self.node)
-            .arg(NICK_TTL.as_secs())
-            .arg(if claim.rename { "1" } else { "0" })
-            .arg(if claim.owner { "1" } else { "0" })
-            .arg(name_key(nick))
-            .invoke(con)?;
+        let (status, session, kept): (String, Option<String>, Vec<String>) =
+            redis::Script::new(CLAIM_SCRIPT)
+                .key(nick_key(nick))
+                .key(session_key(nick))
+                .key(ACCOUNTS_KEY)
+                .key(privates_key(&name_key(nick)))
+                .arg(&self.node)
+                .arg(NICK_TTL.as_secs())
+                .arg(if claim.rename { "1" } else { "0" })
+                .arg(if claim.owner { "1" } else { "0" })
+                .arg(name_key(nick))
+                .invoke(con)?;
         Ok(match status.as_str() {
             "inuse" => ClaimOutcome::InUse,
             "saved" => ClaimOutcome::Saved,
@@ -477,7 +516,12 @@ impl Worker {
                 let saved = session
                     .and_then(|json| serde_json::from_str::<StoredSession>(&json).ok())
                     .map(StoredSession::into_saved);
-                ClaimOutcome::Granted(saved)
+                let kept = kept
+                    .iter()
+                    .filter_map(|json| serde_json::from_str::<StoredPrivate>(json).ok())
+                    .map(StoredPrivate::into_kept)
+                    .collect();
+                ClaimOutcome::Granted(Grant { saved, kept })
             }
         })
     }

@@ -91,6 +91,7 @@ impl Server {
                 }
             }
             Action::Lost => chat.cluster_status(false, out),
+            Action::Change(change) => chat.apply_remote_change(&change.as_change(), now),
         }
     }
 }

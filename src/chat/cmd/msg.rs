@@ -2,8 +2,8 @@
 
 use std::time::Instant;
 
-use crate::chat::mailbox::{KeptPrivate, MAILBOX_LIMIT};
-use crate::chat::{messages, Change, Chat, ClientId, Event, Outbox};
+use crate::chat::mailbox::MAILBOX_LIMIT;
+use crate::chat::{messages, Chat, ClientId, Event, Outbox};
 use crate::protocol::name_key;
 
 /// Delivers `text` to `to` and echoes it to the sender; keeps it for `to` if they are away
@@ -28,25 +28,14 @@ pub(super) fn msg(
             text,
         });
         user.nick.clone()
-    } else if chat.sessions.contains(&key, now) || chat.accounts.is_registered(&key) {
-        let kept = KeptPrivate {
-            at_ms: chat.clock.unix_ms(now),
-            from,
-            text: text.to_string(),
-        };
-        let change = Change::PrivateKept {
-            to: &key,
-            message: &kept,
-        };
-        if !chat.mailboxes.has_room(&key) {
+    } else if chat.is_away(&key, now) {
+        if !chat.keep_private(&key, &from, text, now, out) {
             out.send(
                 id,
                 messages::mailbox_full(&mut chat.line, to, MAILBOX_LIMIT),
             );
             return;
         }
-        out.store(&change);
-        chat.mailboxes.keep(&key, kept);
         out.send(id, messages::private_echo(&mut chat.line, to, text));
         out.send(id, messages::private_kept(&mut chat.line, to));
         return;

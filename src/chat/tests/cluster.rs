@@ -125,7 +125,7 @@ fn shared_registry_decides_nicks_and_lines_wait_for_it() {
     chat.finish_claim(
         id(0),
         "alice",
-        ClaimOutcome::Granted(Some(saved)),
+        ClaimOutcome::Granted(Grant::session(saved)),
         now,
         &mut out,
     );
@@ -164,7 +164,13 @@ fn while_a_claim_is_pending_the_chat_asks_for_no_more_lines_than_it_keeps() {
         out.inner.take(0).is_empty(),
         "nothing refused, nothing said"
     );
-    chat.finish_claim(id(0), "alice", ClaimOutcome::Granted(None), now, &mut out);
+    chat.finish_claim(
+        id(0),
+        "alice",
+        ClaimOutcome::Granted(Grant::default()),
+        now,
+        &mut out,
+    );
     assert!(chat.wants_input(id(0)));
     let lines = out.inner.take(0);
     assert_eq!(
@@ -190,9 +196,21 @@ fn shared_registry_refusals_and_stale_answers() {
     // Two local clients race for the same nick; the registry (down, say) grants both.
     chat.handle_line(id(0), "/nick carol", now, &mut out);
     chat.handle_line(id(1), "/nick carol", now, &mut out);
-    chat.finish_claim(id(0), "carol", ClaimOutcome::Granted(None), now, &mut out);
+    chat.finish_claim(
+        id(0),
+        "carol",
+        ClaimOutcome::Granted(Grant::default()),
+        now,
+        &mut out,
+    );
     out.inner.events.clear();
-    chat.finish_claim(id(1), "carol", ClaimOutcome::Granted(None), now, &mut out);
+    chat.finish_claim(
+        id(1),
+        "carol",
+        ClaimOutcome::Granted(Grant::default()),
+        now,
+        &mut out,
+    );
     assert_eq!(out.inner.take(1), ["! nick carol is in use"]);
     assert!(
         out.inner.events.is_empty(),
@@ -202,7 +220,13 @@ fn shared_registry_refusals_and_stale_answers() {
     // An answer for a client that left gives the nick back.
     chat.handle_line(id(1), "/nick dave", now, &mut out);
     chat.disconnect(id(1), now, &mut out);
-    chat.finish_claim(id(1), "dave", ClaimOutcome::Granted(None), now, &mut out);
+    chat.finish_claim(
+        id(1),
+        "dave",
+        ClaimOutcome::Granted(Grant::default()),
+        now,
+        &mut out,
+    );
     assert_eq!(out.inner.events, [r#"NickReleased { nick: "dave" }"#]);
 }
 
@@ -211,7 +235,13 @@ fn remote_users_show_in_who_rooms_and_msg() {
     let (mut chat, mut out, now) = shared();
     chat.connect(id(0), &mut out);
     chat.handle_line(id(0), "/nick alice", now, &mut out);
-    chat.finish_claim(id(0), "alice", ClaimOutcome::Granted(None), now, &mut out);
+    chat.finish_claim(
+        id(0),
+        "alice",
+        ClaimOutcome::Granted(Grant::default()),
+        now,
+        &mut out,
+    );
     out.inner.take(0);
     let joined = |room, nick| Event::Presence {
         room,
@@ -281,7 +311,13 @@ fn a_room_that_exists_on_other_nodes_keeps_its_spelling_here() {
     let (mut chat, mut out, now) = shared();
     chat.connect(id(0), &mut out);
     chat.handle_line(id(0), "/nick alice", now, &mut out);
-    chat.finish_claim(id(0), "alice", ClaimOutcome::Granted(None), now, &mut out);
+    chat.finish_claim(
+        id(0),
+        "alice",
+        ClaimOutcome::Granted(Grant::default()),
+        now,
+        &mut out,
+    );
     let joined = Event::Presence {
         room: "кухня",
         nick: "Zoe",
@@ -354,7 +390,13 @@ fn node(origin: &str, now: Instant) -> (Chat, ClaimRecorder) {
 fn granted(chat: &mut Chat, out: &mut ClaimRecorder, index: usize, nick: &str, now: Instant) {
     chat.connect(id(index), out);
     chat.handle_line(id(index), &format!("/nick {nick}"), now, out);
-    chat.finish_claim(id(index), nick, ClaimOutcome::Granted(None), now, out);
+    chat.finish_claim(
+        id(index),
+        nick,
+        ClaimOutcome::Granted(Grant::default()),
+        now,
+        out,
+    );
     out.inner.take(index);
 }
 
@@ -405,7 +447,7 @@ fn a_user_who_left_one_node_gets_on_another_exactly_what_they_missed() {
     b_out.inner.take(1);
     b.handle_line(id(1), "/nick alice", now, &mut b_out);
     b.handle_line(id(1), "hello again", now, &mut b_out);
-    let restore = ClaimOutcome::Granted(Some(session));
+    let restore = ClaimOutcome::Granted(Grant::session(session));
     b.finish_claim(id(1), "alice", restore, now, &mut b_out);
     b.catch_up(now, &mut b_out);
     assert!(b_out.inner.take(1).is_empty(), "waits for a2");
@@ -442,7 +484,7 @@ fn alice_back_on_b_before_what_she_saw(now: Instant) -> (Chat, ClaimRecorder) {
     b.connect(id(0), &mut b_out);
     b_out.inner.take(0);
     b.handle_line(id(0), "/nick alice", now, &mut b_out);
-    let restore = ClaimOutcome::Granted(Some(session));
+    let restore = ClaimOutcome::Granted(Grant::session(session));
     b.finish_claim(id(0), "alice", restore, now, &mut b_out);
     assert!(b_out.inner.take(0).is_empty(), "waits");
     (b, b_out)
@@ -472,4 +514,84 @@ fn a_login_that_leaves_while_catching_up_gives_the_nick_back() {
     assert_eq!(b_out.inner.events, [r#"NickReleased { nick: "alice" }"#]);
     b.catch_up(now + std::time::Duration::from_secs(60), &mut b_out);
     assert!(b_out.inner.take(0).is_empty());
+}
+
+/// The registry's grant of "alice" to client 0, with `saved` and `kept`.
+fn grant_alice(
+    chat: &mut Chat,
+    out: &mut ClaimRecorder,
+    saved: Option<SavedRooms>,
+    kept: Vec<KeptPrivate>,
+    now: Instant,
+) {
+    let grant = ClaimOutcome::Granted(Grant { saved, kept });
+    chat.finish_claim(id(0), "alice", grant, now, out);
+}
+
+#[test]
+fn kept_messages_handed_over_with_a_nick_nobody_takes_are_kept_again() {
+    let now = Instant::now();
+    let (mut b, mut b_out) = node("b@1", now);
+    b.connect(id(0), &mut b_out);
+    b.handle_line(id(0), "/nick alice", now, &mut b_out);
+    b.disconnect(id(0), now, &mut b_out);
+    let kept = KeptPrivate {
+        at_ms: 1,
+        from: "bob".into(),
+        text: "call me".into(),
+    };
+    grant_alice(&mut b, &mut b_out, None, vec![kept.clone()], now);
+    assert_eq!(
+        b_out.inner.stored.privates,
+        [("alice".to_string(), vec![kept])]
+    );
+    assert_eq!(b_out.inner.events, [r#"NickReleased { nick: "alice" }"#]);
+}
+
+#[test]
+fn a_grant_delivers_the_kept_messages_it_brings_and_not_a_stale_copy() {
+    let now = Instant::now();
+    let (mut b, mut b_out) = node("b@1", now);
+    let stale = KeptPrivate {
+        at_ms: 1_795_701_900_000,
+        from: "bob".into(),
+        text: "already delivered elsewhere".into(),
+    };
+    let session = SavedRooms {
+        rooms: vec!["main".into()],
+        active: "main".into(),
+        left_at_ms: 1_795_701_900_000,
+        ..SavedRooms::default()
+    };
+    b.apply_remote_change(
+        &Change::SessionSaved {
+            nick: "alice",
+            session: &session,
+        },
+        now,
+    );
+    b.apply_remote_change(
+        &Change::PrivateKept {
+            to: "alice",
+            message: &stale,
+        },
+        now,
+    );
+    b.connect(id(0), &mut b_out);
+    b_out.inner.take(0);
+    b.handle_line(id(0), "/nick alice", now, &mut b_out);
+    let fresh = KeptPrivate {
+        text: "call me".into(),
+        ..stale
+    };
+    grant_alice(&mut b, &mut b_out, Some(session), vec![fresh], now);
+    assert_eq!(
+        b_out.inner.take(0),
+        [
+            "* Welcome back, alice. Rooms: main. Active room: main.",
+            "* Missed while you were away: 1 private message.",
+            "(PM 14:05) bob: call me",
+            "* End of missed private messages.",
+        ]
+    );
 }
