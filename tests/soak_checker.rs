@@ -3,8 +3,8 @@
 //! delivery must each be reported, and a clean one must not; the same for the replay of missed
 //! messages to a returning user (a replay duplicating a live delivery, a wrong count, out of
 //! order, a room not of the session, an owed message missing, one the server had before the
-//! user left, a live line inside a frame), with the uncertain window and cluster mode's "no
-//! replay" left unjudged.
+//! user left, a live line inside a frame), with the uncertain window left unjudged; and in
+//! cluster mode the grace for messages of other nodes and each message once per user.
 
 #[allow(dead_code)] // The soak driver uses parts of it that its tests do not.
 #[path = "../benches/soak/checker.rs"]
@@ -443,12 +443,13 @@ fn a_member_list_without_the_user_bounds_the_departure() {
     assert_eq!((counts.replay_owed, counts.replay_uncertain), (1, 1));
 }
 
-#[test]
-fn in_cluster_mode_no_replay_is_no_violation() {
+/// A cluster checker: user 1 (conn 10) on node 0, user 2 (conn 20) on node 1, both in ROOM;
+/// user 2 leaves (L = 12, G = 14) and user 1 says 1 at 20 (confirmed at 21).
+fn cluster_with_one_missed() -> Checker {
     let mut checker = Checker::new(Config {
         grace: 1_000,
         per_connection: true,
-        replay: false,
+        replay: true,
     });
     checker.open(10, 1, 0);
     checker.open(20, 2, 1);
@@ -458,10 +459,59 @@ fn in_cluster_mode_no_replay_is_no_violation() {
     }
     user_2_leaves(&mut checker, true);
     say(&mut checker, 1, 20);
+    checker
+}
+
+#[test]
+fn in_a_cluster_another_nodes_message_within_the_grace_may_come_live_instead() {
+    let mut checker = cluster_with_one_missed();
     checker.open(21, 2, 1);
+    checker.entering(21, ROOM, 40);
+    checker.entered(21, ROOM, 41);
     checker.logged_in(21, true, &[ROOM], 40, 41);
     checker.live(21);
+    receive(&mut checker, 21, 1, 42);
     checker.finish();
     assert_eq!(kinds(&checker), []);
-    assert_eq!(checker.counts.restores_judged, 0);
+    let counts = &checker.counts;
+    assert_eq!((counts.restores_judged, counts.replay_owed), (1, 0));
+    assert_eq!(counts.replay_uncertain, 1);
+}
+
+#[test]
+fn in_a_cluster_another_nodes_message_past_the_grace_is_owed() {
+    let mut checker = cluster_with_one_missed();
+    checker.open(21, 2, 1);
+    checker.logged_in(21, true, &[ROOM], 2_000, 2_001);
+    checker.live(21);
+    assert_eq!(kinds(&checker), [Kind::Missing]);
+}
+
+#[test]
+fn in_a_cluster_a_message_got_live_before_leaving_and_replayed_is_a_duplicate() {
+    let mut checker = Checker::new(Config {
+        grace: 1_000,
+        per_connection: true,
+        replay: true,
+    });
+    checker.open(10, 1, 0);
+    checker.open(20, 2, 1);
+    for (conn, at) in [(10, 1), (20, 2)] {
+        checker.entering(conn, ROOM, at);
+        checker.entered(conn, ROOM, at + 2);
+    }
+    say(&mut checker, 1, 8);
+    receive(&mut checker, 20, 1, 10);
+    user_2_leaves(&mut checker, true);
+    checker.open(21, 2, 1);
+    checker.logged_in(21, true, &[ROOM], 40, 41);
+    checker.replay_header(21, ROOM, 1, 0);
+    replayed(&mut checker, 1);
+    checker.replay_end(21, ROOM);
+    checker.live(21);
+    assert!(
+        kinds(&checker).contains(&Kind::Duplicate),
+        "{:?}",
+        kinds(&checker)
+    );
 }

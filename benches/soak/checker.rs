@@ -55,9 +55,11 @@
 //! What was sent between L and G (the server may have had it before or after T), or confirmed
 //! only after R, may be replayed or not: it is counted as uncertain, not judged; a return whose
 //! departure the checker did not see is counted, not judged. In cluster mode a session comes
-//! back from Redis without the marks a replay needs, so nothing is owed: a replay that comes
-//! anyway (a session only its own node had) is judged line by line, with "confirmed before L"
-//! only for messages of that node and duplicates only per connection.
+//! back from Redis with the marks a replay needs, on whichever node the user returns to; a
+//! message of another node than the one returned to is owed only if it was confirmed more than
+//! `grace` before R (otherwise it may come live instead), "confirmed before L" is judged only
+//! for messages of the departure's own node, and besides the per-connection judgement each
+//! user gets each message once over all its connections, live and replayed together.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -109,10 +111,8 @@ pub struct Config {
     pub grace: Tick,
     /// Judge duplicates and order per connection instead of per user (cluster mode).
     pub per_connection: bool,
-    /// Whether a restored session owes its user the messages posted while it was away
-    /// (standalone). Cluster mode restores sessions from Redis, without the marks a replay
-    /// needs, so nothing is owed there; a replay that comes anyway is still judged line by
-    /// line.
+    /// Whether a restored session owes its user the messages posted while it was away (see
+    /// the module documentation for what differs in a cluster).
     pub replay: bool,
 }
 
@@ -222,26 +222,37 @@ struct Msg {
 #[derive(Debug, Default)]
 struct Seen {
     last: Option<u32>,
-    bits: Vec<u64>,
+    /// The word of `bits[0]`: a short-lived connection sees a narrow window of a sender's
+    /// sequence numbers, so the bitmap starts where they start.
+    base: usize,
+    bits: VecDeque<u64>,
 }
 
 impl Seen {
     /// Whether `seq` was seen.
     fn has(&self, seq: u32) -> bool {
         let word = (seq / 64) as usize;
-        self.bits
-            .get(word)
+        word.checked_sub(self.base)
+            .and_then(|i| self.bits.get(i))
             .is_some_and(|w| w & (1u64 << (seq % 64)) != 0)
     }
 
     /// Marks `seq` seen; says whether it was seen before.
     fn mark(&mut self, seq: u32) -> bool {
         let (word, bit) = ((seq / 64) as usize, 1u64 << (seq % 64));
-        if self.bits.len() <= word {
-            self.bits.resize(word + 1, 0);
+        if self.bits.is_empty() {
+            self.base = word;
         }
-        let before = self.bits[word] & bit != 0;
-        self.bits[word] |= bit;
+        while word < self.base {
+            self.bits.push_front(0);
+            self.base -= 1;
+        }
+        let index = word - self.base;
+        if self.bits.len() <= index {
+            self.bits.resize(index + 1, 0);
+        }
+        let before = self.bits[index] & bit != 0;
+        self.bits[index] |= bit;
         before
     }
 }
@@ -299,7 +310,10 @@ pub struct Checker {
     present: HashMap<String, HashSet<ConnId>>,
     /// (receiver, sender, sender's connection) to what it saw of that sender; standalone the
     /// receiver is a user and the sender's connection 0.
-    seen: HashMap<(u64, UserId, u64), Seen>,
+    seen: HashMap<u64, HashMap<(UserId, u64), Seen>>,
+    /// Cluster mode: (receiver, sender) to what the receiving user saw of that sender over
+    /// all its connections, live or replayed: each message once per user.
+    user_seen: HashMap<(UserId, UserId), Seen>,
     /// Departures under way, by user.
     departures: HashMap<UserId, Departure>,
     /// Every message in the order sent (its tick, increasing): the replay judgement looks up
@@ -335,6 +349,7 @@ impl Checker {
             msgs: HashMap::new(),
             present: HashMap::new(),
             seen: HashMap::new(),
+            user_seen: HashMap::new(),
             departures: HashMap::new(),
             log: Vec::new(),
             room_numbers: HashMap::new(),
@@ -475,6 +490,10 @@ impl Checker {
     /// `conn` is closed at `at`: nothing more can arrive on it.
     pub fn closed(&mut self, conn: ConnId, at: Tick) {
         self.leaving_all(conn, at);
+        if self.config.per_connection {
+            // Nothing more arrives on it: what it saw is only needed per user from now on.
+            self.seen.remove(&conn);
+        }
         if let Some(c) = self.conns.remove(&conn) {
             self.counts.unjudged += c.pending.len() as u64;
             if c.replay.is_some_and(|r| r.restored && self.config.replay) {
@@ -542,7 +561,13 @@ impl Checker {
             // The sender's echo and the room lines go out in the same turn; the member's copy
             // may well have been read first.
             let scope = Self::scope(&self.config, member, c.user, key, sender_conn);
-            if self.seen.get(&scope).is_some_and(|seen| seen.has(key.seq)) {
+            let (receiver, from, from_conn) = scope;
+            let already = self
+                .seen
+                .get(&receiver)
+                .and_then(|by_sender| by_sender.get(&(from, from_conn)))
+                .is_some_and(|seen| seen.has(key.seq));
+            if already {
                 self.counts.required += 1;
                 self.counts.required_met += 1;
                 continue;
@@ -604,16 +629,36 @@ impl Checker {
             let detail = format!("conn {conn} got {key:?} in {room}, not being in it");
             self.violation(Kind::NonMember, detail);
         }
-        let seen = self.seen.entry(scope).or_default();
+        let seen = self.seen_mut(scope);
         let again = seen.mark(key.seq);
         let earlier = seen.last.is_some_and(|last| key.seq < last);
         seen.last = seen.last.max(Some(key.seq));
         self.note_in_room(user, key, number);
         if again {
             self.violation(Kind::Duplicate, format!("conn {conn} got {key:?} again"));
+        } else if self.seen_by_user(user, key) {
+            let detail = format!("conn {conn} got {key:?}, which user {user} had got already");
+            self.violation(Kind::Duplicate, detail);
         } else if earlier {
             self.violation(Kind::OutOfOrder, format!("conn {conn} got {key:?} late"));
         }
+    }
+
+    /// What the receiver of `scope` saw of its sender (see [`Checker::scope`]), to mark.
+    fn seen_mut(&mut self, (receiver, sender, sender_conn): (u64, UserId, u64)) -> &mut Seen {
+        let by_sender = self.seen.entry(receiver).or_default();
+        by_sender.entry((sender, sender_conn)).or_default()
+    }
+
+    /// Cluster mode: notes that `user` got `key` (on any of its connections); says whether it
+    /// had got it before. Standalone the scope is the user already.
+    fn seen_by_user(&mut self, user: UserId, key: MsgKey) -> bool {
+        self.config.per_connection
+            && self
+                .user_seen
+                .entry((user, key.sender))
+                .or_default()
+                .mark(key.seq)
     }
 
     /// Standalone: the number of room `key` in `room_last` (numbered on first sight). Takes
@@ -931,12 +976,13 @@ impl Checker {
         for problem in problems {
             self.violation(Kind::Replay, format!("conn {conn}: {problem}"));
         }
-        let seen = self.seen.entry(scope).or_default();
+        let seen = self.seen_mut(scope);
         let again = seen.mark(key.seq);
         seen.last = seen.last.max(Some(key.seq));
         let number = Self::room_number(&self.config, &mut self.room_numbers, &msg_room);
         let earlier = self.note_in_room(user, key, number);
         late |= earlier.is_some_and(|last| key.seq < last);
+        let again = again || self.seen_by_user(user, key);
         if again {
             let detail = format!("conn {conn} got {key:?} replayed, having got it already");
             self.violation(Kind::Duplicate, detail);
@@ -1013,13 +1059,13 @@ impl Checker {
         let Some(replay) = c.replay.take() else {
             return;
         };
-        let user = c.user;
-        self.judge_replay(conn, user, *replay);
+        let (user, node) = (c.user, c.node);
+        self.judge_replay(conn, (user, node), *replay);
     }
 
     /// The replay on `conn` of `user` is over: its frames must be closed and, standalone,
     /// every message owed to it must have come (or be counted as no longer kept).
-    fn judge_replay(&mut self, conn: ConnId, user: UserId, replay: Replay) {
+    fn judge_replay(&mut self, conn: ConnId, (user, node): (UserId, usize), replay: Replay) {
         if let Some(frame) = &replay.frame {
             let detail = format!("conn {conn}: the replay of {} has no end", frame.room);
             self.violation(Kind::Replay, detail);
@@ -1054,7 +1100,12 @@ impl Checker {
             }
             let replayed = replay.replayed.contains(&key);
             let after_the_end = departure.gone_by.is_some_and(|gone| sent > gone);
-            let before_the_return = msg.echoed.is_some_and(|echo| echo < replay.asked);
+            // In a cluster another node's message must also have had time to reach the node
+            // returned to; one that came later was live there.
+            let reached = |echo: Tick| msg.node == node || echo + self.config.grace < replay.asked;
+            let before_the_return = msg
+                .echoed
+                .is_some_and(|echo| echo < replay.asked && reached(echo));
             if after_the_end && before_the_return {
                 self.counts.replay_owed += 1;
                 if replayed {

@@ -454,8 +454,8 @@ impl Engine {
         let checker = Checker::new(checker::Config {
             grace: (args.grace * 1e6) as Tick,
             per_connection: args.nodes > 1,
-            // Sessions restored from Redis carry no replay marks: nothing is owed there.
-            replay: args.nodes == 1,
+            // Standalone and in a cluster (whose sessions in Redis carry the rooms' clocks).
+            replay: true,
         });
         Ok(Self {
             deadline: Duration::from_secs_f64(args.deadline),
@@ -1411,20 +1411,16 @@ fn report(args: &Args, engine: &Engine, seed: u64, took: Duration) {
         "  replays      {} rooms replayed, {} lines checked, {} older messages announced no longer kept; {} kept private messages",
         c.replay_rooms, c.replayed, c.replay_lost, c.privates_replayed
     );
-    if args.nodes > 1 {
-        println!("               (cluster mode: sessions come back without replay marks, nothing is owed)");
-    } else {
-        println!(
-            "               {} returns judged, {} not (departure unseen or gone first); {} owed, {} of them replayed, {} counted no longer kept; {} uncertain, not judged ({} of them replayed)",
-            c.restores_judged,
-            c.restores_unjudged,
-            c.replay_owed,
-            c.replay_owed_met,
-            c.replay_owed_lost,
-            c.replay_uncertain,
-            c.replay_uncertain_replayed
-        );
-    }
+    println!(
+        "               {} returns judged, {} not (departure unseen or gone first); {} owed, {} of them replayed, {} counted no longer kept; {} uncertain, not judged ({} of them replayed)",
+        c.restores_judged,
+        c.restores_unjudged,
+        c.replay_owed,
+        c.replay_owed_met,
+        c.replay_owed_lost,
+        c.replay_uncertain,
+        c.replay_uncertain_replayed
+    );
     println!(
         "  answers      {} commands, slowest {:.0} ms; probe {} /who, slowest {:.0} ms",
         s.answers,
