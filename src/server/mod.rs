@@ -366,13 +366,13 @@ impl Server {
     /// Near the memory limit, drops the clients with the biggest unread output (they are the
     /// ones that do not read) until enough is freed, and gives the memory back at once.
     ///
-    /// Two signals: the output all clients have waiting passed its budget (a share of the
-    /// limit, counted exactly as it is queued), or the resident size read from the system came
-    /// near the limit (whatever the cause).
+    /// Two signals: the memory of the output waiting for all clients passed its budget (a share
+    /// of the limit, counted as it is queued and as the buffers grow), or the resident size read
+    /// from the system came near the limit (whatever the cause).
     fn relieve_memory(&mut self, now: Instant) {
         let from_output = self.delivery.over_budget().map(|budget| {
             self.delivery
-                .pending_total()
+                .output_memory()
                 .saturating_sub(budget * 6 / 10) as u64
         });
         let from_rss = match self.memory.check(now) {
@@ -386,22 +386,22 @@ impl Server {
             .delivery
             .connections
             .iter()
-            .map(|(index, conn)| (conn.pending(), ClientId::new(index)))
-            .filter(|&(pending, _)| pending > 0)
+            .filter(|(_, conn)| conn.pending() > 0)
+            .map(|(index, conn)| (conn.output_held(), ClientId::new(index)))
             .collect();
-        queues.sort_unstable_by_key(|&(pending, _)| std::cmp::Reverse(pending));
+        queues.sort_unstable_by_key(|&(held, _)| std::cmp::Reverse(held));
         let mut freed = 0u64;
         let mut dropped = 0;
-        for (pending, id) in queues {
+        for (held, id) in queues {
             if freed >= wanted {
                 break;
             }
             self.delivery.doom(id, delivery::DropReason::Memory);
-            freed += pending as u64;
+            freed += held as u64;
             dropped += 1;
         }
         warn!(
-            "near the memory limit: dropped {dropped} clients with {freed} bytes of unread \
+            "near the memory limit: dropped {dropped} clients holding {freed} bytes of unread \
              output; new connections are turned away until it eases"
         );
         self.reap_and_flush(now);
