@@ -271,7 +271,12 @@ impl Feed<'_> {
                 if used == input.len() {
                     break Stop::Done;
                 }
-                if *lines == 0 {
+                // The turn's output limit is checked line by line, not only between reads: one
+                // read (64 KiB) of long lines into a big room is thousands of times its size in
+                // output, and the flush copies what sockets do not take into buffers of their
+                // own, so a turn allowed to finish that read could pass the memory limit before
+                // the budget at the end of the turn saw any of it.
+                if *lines == 0 || self.delivery.turn_full() {
                     break Stop::Turn;
                 }
                 match self.may_take(id) {
