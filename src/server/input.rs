@@ -4,7 +4,8 @@
 //!
 //! A client whose input cannot be taken now is held in one of four ways, and its lines are
 //! handled later in the order sent: out of its per-turn budget, it is read again next turn
-//! (`unfinished_reads`); out of its flood budget, its socket is left unread until the budget
+//! (`unfinished_reads`; one that a full turn left unread at all goes first then,
+//! `starved_reads`); out of its flood budget, its socket is left unread until the budget
 //! has a token again; while the chat takes no lines from it (a nick claim pending with a full
 //! queue), until the chat has decided; in cluster mode, once a line of it was published while
 //! the cluster is behind (flow control), until the cluster has caught up (`cluster_news.rs`).
@@ -71,7 +72,8 @@ impl Server {
         }
         self.readers.push(id);
         if self.delivery.turn_full() {
-            self.unfinished_reads.push(id);
+            // Read first next turn: whoever filled this one goes after it.
+            self.starved_reads.push(id);
             return;
         }
         let stop = self.decode_unread(id, &mut lines, now);

@@ -112,6 +112,9 @@ pub struct Server {
     read_buf: Vec<u8>,
     /// Connections that used up a per-turn budget and still have input waiting.
     unfinished_reads: Vec<ClientId>,
+    /// Connections with input that a full turn left unread: read first in the next turn, before
+    /// `unfinished_reads`, or flooders that fill every turn would keep everyone else waiting.
+    starved_reads: Vec<ClientId>,
     next_housekeeping: Instant,
     /// Connections read this turn: their output (the echo a closed-loop client waits for) is
     /// written first.
@@ -195,6 +198,7 @@ impl Server {
             metrics_endpoint,
             read_buf: vec![0; READ_BUFFER],
             unfinished_reads: Vec::new(),
+            starved_reads: Vec::new(),
             next_housekeeping: Instant::now() + HOUSEKEEPING,
             readers: Vec::new(),
             finished: Vec::new(),
@@ -249,7 +253,7 @@ impl Server {
             let now = Instant::now();
             self.turns += 1;
             self.resume_held(now);
-            for id in std::mem::take(&mut self.unfinished_reads) {
+            for id in next_reads(&mut self.starved_reads, &mut self.unfinished_reads) {
                 self.read_from(id, now);
             }
             for event in events.iter() {
@@ -310,7 +314,7 @@ impl Server {
 
     /// Sleeps until the next timer; not at all while input is left over from the last turn.
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.unfinished_reads.is_empty() {
+        if !self.unfinished_reads.is_empty() || !self.starved_reads.is_empty() {
             return Some(Duration::ZERO);
         }
         let housekeeping = (self.chat.saved_count() > 0).then_some(self.next_housekeeping);
@@ -447,6 +451,14 @@ impl Server {
     }
 }
 
+/// The connections to read at the start of a turn, in order: those the last turn left unread
+/// because its output was full, then those that used up their budget in it.
+fn next_reads(starved: &mut Vec<ClientId>, unfinished: &mut Vec<ClientId>) -> Vec<ClientId> {
+    let mut reads = std::mem::take(starved);
+    reads.append(unfinished);
+    reads
+}
+
 /// Starts cluster mode on Redis at `url` and waits (briefly) to be subscribed.
 fn join_cluster(config: &Config, url: &str, waker: &Arc<Waker>) -> io::Result<Cluster> {
     let node = config.node_name();
@@ -467,5 +479,23 @@ fn trim_heap() {
     // SAFETY: malloc_trim only walks glibc's own heap; it has no preconditions.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_a_full_turn_left_unread_are_read_before_those_that_filled_it() {
+        let (flooder, other_flooder, chatter) =
+            (ClientId::new(1), ClientId::new(2), ClientId::new(3));
+        let mut starved = vec![chatter];
+        let mut unfinished = vec![flooder, other_flooder];
+        assert_eq!(
+            next_reads(&mut starved, &mut unfinished),
+            vec![chatter, flooder, other_flooder]
+        );
+        assert!(starved.is_empty() && unfinished.is_empty());
     }
 }
