@@ -252,9 +252,9 @@ impl Connection {
 /// queued, all at once. The memory budget counts the capacity, so slack is memory lost to
 /// clients that read.
 fn make_room(out: &mut Vec<u8>, extra: usize) {
-    let needed = out.len() + extra;
+    let needed = out.len().saturating_add(extra);
     if needed > out.capacity() {
-        out.reserve_exact(needed + needed / 4 - out.len());
+        out.reserve_exact(needed.saturating_add(needed / 4) - out.len());
     }
 }
 
@@ -379,6 +379,23 @@ mod tests {
         };
         assert!(write_once(&mut broken, b"x").is_err());
         Ok(())
+    }
+
+    #[test]
+    fn an_output_buffer_grows_by_a_quarter_beyond_what_it_holds_not_double() {
+        let mut out = Vec::new();
+        for _ in 0..200 {
+            make_room(&mut out, 1000);
+            let before = out.capacity();
+            out.extend_from_slice(&[b'x'; 1000]);
+            assert_eq!(out.capacity(), before, "make_room made all the room needed");
+            assert!(
+                out.capacity() <= out.len() + out.len() / 4,
+                "capacity {} for {} bytes",
+                out.capacity(),
+                out.len()
+            );
+        }
     }
 
     #[test]
