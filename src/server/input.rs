@@ -327,3 +327,32 @@ impl Feed<'_> {
         (used, stop)
     }
 }
+
+/// The connections to read at the start of a turn, in order: those the last turn left unread
+/// because its output was full, then those that used up their budget in it.
+pub(super) fn next_reads(
+    starved: &mut Vec<ClientId>,
+    unfinished: &mut Vec<ClientId>,
+) -> Vec<ClientId> {
+    let mut reads = std::mem::take(starved);
+    reads.append(unfinished);
+    reads
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_a_full_turn_left_unread_are_read_before_those_that_filled_it() {
+        let (flooder, other_flooder, chatter) =
+            (ClientId::new(1), ClientId::new(2), ClientId::new(3));
+        let mut starved = vec![chatter];
+        let mut unfinished = vec![flooder, other_flooder];
+        assert_eq!(
+            next_reads(&mut starved, &mut unfinished),
+            vec![chatter, flooder, other_flooder]
+        );
+        assert!(starved.is_empty() && unfinished.is_empty());
+    }
+}

@@ -253,7 +253,7 @@ impl Server {
             let now = Instant::now();
             self.turns += 1;
             self.resume_held(now);
-            for id in next_reads(&mut self.starved_reads, &mut self.unfinished_reads) {
+            for id in input::next_reads(&mut self.starved_reads, &mut self.unfinished_reads) {
                 self.read_from(id, now);
             }
             for event in events.iter() {
@@ -451,14 +451,6 @@ impl Server {
     }
 }
 
-/// The connections to read at the start of a turn, in order: those the last turn left unread
-/// because its output was full, then those that used up their budget in it.
-fn next_reads(starved: &mut Vec<ClientId>, unfinished: &mut Vec<ClientId>) -> Vec<ClientId> {
-    let mut reads = std::mem::take(starved);
-    reads.append(unfinished);
-    reads
-}
-
 /// Starts cluster mode on Redis at `url` and waits (briefly) to be subscribed.
 fn join_cluster(config: &Config, url: &str, waker: &Arc<Waker>) -> io::Result<Cluster> {
     let node = config.node_name();
@@ -479,23 +471,5 @@ fn trim_heap() {
     // SAFETY: malloc_trim only walks glibc's own heap; it has no preconditions.
     unsafe {
         libc::malloc_trim(0);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn clients_a_full_turn_left_unread_are_read_before_those_that_filled_it() {
-        let (flooder, other_flooder, chatter) =
-            (ClientId::new(1), ClientId::new(2), ClientId::new(3));
-        let mut starved = vec![chatter];
-        let mut unfinished = vec![flooder, other_flooder];
-        assert_eq!(
-            next_reads(&mut starved, &mut unfinished),
-            vec![chatter, flooder, other_flooder]
-        );
-        assert!(starved.is_empty() && unfinished.is_empty());
     }
 }
