@@ -65,6 +65,25 @@ def proc_state(pid):
     return alive, kib("VmRSS"), kib("VmHWM")
 
 
+def scrape(host, port):
+    """The server's output gauges from its metrics endpoint, in KiB, by name (none if it does
+    not answer)."""
+    try:
+        with socket.create_connection((host, port), timeout=2) as s:
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            text = b""
+            while chunk := s.recv(65536):
+                text += chunk
+    except OSError:
+        return None, None
+    values = {}
+    for line in text.decode(errors="replace").splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0].startswith("chat_output_"):
+            values[parts[0]] = int(float(parts[1])) // 1024
+    return values
+
+
 def cgroup_value(cgroup, name):
     try:
         with open(f"/sys/fs/cgroup/memory/{cgroup}/{name}") as f:
@@ -79,6 +98,7 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--pid", type=int, required=True, help="the server's pid, to watch")
     p.add_argument("--cgroup", help="the server's cgroup v1 memory group, to read")
+    p.add_argument("--metrics-port", type=int, help="the server's --metrics port, to scrape")
     p.add_argument("--lurkers", type=int, default=200)
     p.add_argument("--blasters", type=int, default=2)
     p.add_argument("--chatters", type=int, default=10)
@@ -160,11 +180,16 @@ def main():
             break
         peak_rss = max(peak_rss, rss or 0)
         usage = cgroup_value(args.cgroup, "memory.usage_in_bytes") if args.cgroup else None
-        samples.append((round(time.monotonic() - start, 1), rss, usage and int(usage) // 1024))
+        sample = [round(time.monotonic() - start, 1), rss, usage and int(usage) // 1024]
+        if args.metrics_port:
+            gauges = scrape(args.host, args.metrics_port)
+            sample += [gauges.get("chat_output_pending_bytes"), gauges.get("chat_output_memory_bytes")]
+        samples.append(sample)
         time.sleep(0.5)
     elapsed = time.monotonic() - start
     stop.set()
     _, _, hwm = proc_state(args.pid)
+    output_peak = scrape(args.host, args.metrics_port).get("chat_output_memory_peak_bytes") if args.metrics_port else None
 
     result.update(
         {
@@ -176,7 +201,10 @@ def main():
             "chat_lines_sent": sum(sent),
             "chat_lines_echoed": sum(echoed),
             "chat_errors": chat_errors[:5],
+            # [seconds, VmRSS KiB, cgroup usage KiB(, output pending KiB, output memory KiB)]
             "rss_samples_every_5s": samples[::10],
+            # The server's own high-water mark of its output memory (what its budget counts).
+            "server_output_memory_peak_kib": output_peak,
         }
     )
     if args.cgroup:

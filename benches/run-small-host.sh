@@ -124,6 +124,10 @@ cgroup_report() {
     "$(($(cat "$MEMCG/memory.max_usage_in_bytes") / 1024)) KiB, limit hits $(cat "$MEMCG/memory.failcnt")," \
     "$(grep oom_kill "$MEMCG/memory.oom_control" | tr '\n' ' '), CPU throttled" \
     "$(grep nr_throttled "$CPUCG/cpu.stat" | cut -d' ' -f2) of $(grep nr_periods "$CPUCG/cpu.stat" | cut -d' ' -f2) periods"
+  # Kernel memory charged to the group (socket structures and the like); cgroup v1 charges
+  # socket buffers (kmem.tcp) only once a kmem.tcp limit is set, which this script does not.
+  echo "cgroup kernel memory: peak $(($(cat "$MEMCG/memory.kmem.max_usage_in_bytes") / 1024)) KiB," \
+    "socket buffers charged: peak $(($(cat "$MEMCG/memory.kmem.tcp.max_usage_in_bytes") / 1024)) KiB"
 }
 
 pi() {
@@ -150,13 +154,15 @@ push() {
   local lurkers=${LURKERS:-200}
   echo "== push: the server at its memory limit ($((MEM_LIMIT / 1048576)) MiB, CPU $((CPU_QUOTA / 1000))%), ${SENDQ:-default} sendq, $lurkers lurkers"
   cgroup_make
-  local port
+  local port mport kernel_lines
+  kernel_lines=$(dmesg 2>/dev/null | wc -l || echo 0)
   port=$(free_port)
+  mport=$(free_port)
   local extra=()
   [ -n "${SENDQ:-}" ] && extra=(--sendq "$SENDQ")
-  limited_server "$port" --log-level info "${extra[@]}"
+  limited_server "$port" --log-level info --metrics "127.0.0.1:$mport" "${extra[@]}"
   taskset -c 1 python3 benches/push-memory.py --port "$port" --pid "$server_pid" --cgroup "$CG" \
-    --lurkers "$lurkers" --blasters 2 --chatters 10 --duration 60 |
+    --metrics-port "$mport" --lurkers "$lurkers" --blasters 2 --chatters 10 --duration 60 |
     tee "$OUT/push-${SENDQ:-default}-$lurkers.json"
   cgroup_report
   if kill -0 "$server_pid" 2>/dev/null && ! grep -q '^State:.*Z' "/proc/$server_pid/status"; then
@@ -165,9 +171,11 @@ push() {
     wait "$server_pid" 2>/dev/null && status=0 || status=$?
     echo "server: gone, exit status $status ($( [ "$status" -gt 128 ] && kill -l $((status - 128)) ))"
   fi
-  echo "server log: $(grep -c 'dropped: output buffer passed' "$OUT/server-$port.log" || true) clients dropped for not reading; last lines:"
+  echo "server log: $(grep -c 'dropped: output buffer passed' "$OUT/server-$port.log" || true) clients dropped at their sendq," \
+    "$(grep -c 'dropped near the memory limit' "$OUT/server-$port.log" || true) near the memory limit; last lines:"
   tail -n 3 "$OUT/server-$port.log"
-  dmesg 2>/dev/null | grep -iE 'oom|killed process' | tail -n 3 || true
+  # Only what the kernel logged during this run.
+  dmesg 2>/dev/null | tail -n "+$((kernel_lines + 1))" | grep -iE 'oom|killed process' | tail -n 3 || true
   stop_server
 }
 

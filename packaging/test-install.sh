@@ -5,9 +5,11 @@
 # for the next run), boots it with systemd-nspawn on a private network (the container has only
 # its own loopback), and checks as a user would: the service is enabled and active after
 # `dpkg -i`, answers on 5555 (nick, join, message between two users), logs to the journal with
-# priorities, is restarted by systemd when killed, reads /etc/default/chat-server, keeps that
-# conffile across an upgrade (the same package with a higher version), runs three cluster nodes from the template unit with Redis, and
-# goes away cleanly on remove and purge.
+# priorities, is restarted by systemd when killed, keeps its state in its state directory (the unit's
+# CHAT_DATA_DIR: a registered nick stays registered across a restart, a SIGKILL and an upgrade),
+# reads /etc/default/chat-server, keeps that conffile across an upgrade (the same package with a
+# higher version), runs three cluster nodes from the template unit with Redis, and goes away
+# cleanly on remove and purge.
 #
 # Usage: sudo packaging/test-install.sh [PACKAGE.deb]
 # Environment: ROOT (default /var/lib/machines/chat-server-test; delete it to start afresh),
@@ -92,6 +94,38 @@ echo "chat-check: $nick_a on $port_a and $nick_b on $port_b talked in $room"
 EOF
 chmod 755 "$root/root/chat-check.sh"
 
+# The state check, run inside the container: registers a nick (register), or checks that the
+# server still knows it is registered (check), which it can only have from its data dir.
+cat >"$root/root/state-check.sh" <<'EOF'
+#!/bin/bash
+# Usage: state-check.sh register|check PORT NICK
+set -u
+what=$1 port=$2 nick=$3
+fail() { echo "state-check: $*" >&2; exit 1; }
+# expect TEXT: reads lines until one equals TEXT (at most 20 lines, 10 s each).
+expect() {
+  local want=$1 line
+  for _ in $(seq 20); do
+    IFS= read -r -t 10 -u 3 line || fail "no line '$want' (connection closed or silent)"
+    line=${line%$'\r'}
+    [ "$line" = "$want" ] && return 0
+  done
+  fail "no line '$want' among 20"
+}
+exec 3<>"/dev/tcp/127.0.0.1/$port" || fail "cannot connect to port $port"
+printf '/nick %s\n' "$nick" >&3
+if [ "$what" = register ]; then
+  expect "* Welcome, $nick. Rooms: main. Active room: main."
+  printf '/register kept-across-restarts\n' >&3
+  expect "* $nick is now registered: from now on /nick $nick PASSWORD logs in as $nick."
+else
+  expect "! nick $nick is registered; use /nick $nick PASSWORD"
+fi
+printf '/quit\n' >&3
+echo "state-check: $what $nick on $port"
+EOF
+chmod 755 "$root/root/state-check.sh"
+
 log=$(mktemp)
 echo "== booting $root (systemd-nspawn -b, private network)"
 systemd-nspawn -D "$root" --register=no --keep-unit --private-network -b >"$log" 2>&1 &
@@ -159,6 +193,12 @@ check "answers on 5555: nick, join, message" /root/chat-check.sh 127.0.0.1 5555 
 check "man page installed" sh -c 'man -w chat-server | grep -q chat-server.1.gz'
 check "runs as a dynamic user, not root" \
   sh -c '! grep -qE "^Uid:\s+0\s" "/proc/$(systemctl show -P MainPID chat-server)/status"'
+keeper="keeper$RANDOM"
+check "a nick registered" /root/state-check.sh register 5555 "$keeper"
+check "its data dir is the state directory (the unit's CHAT_DATA_DIR=/var/lib/chat-server)" \
+  sh -c 'test -s /var/lib/private/chat-server/chat.sqlite3 &&
+    tr "\0" "\n" <"/proc/$(systemctl show -P MainPID chat-server)/environ" |
+      grep -qx CHAT_DATA_DIR=/var/lib/chat-server'
 
 echo "== journal"
 check "'listening on' logged at priority info" \
@@ -193,6 +233,7 @@ after=$(main_pid)
 [ "$before" != "$after" ] && [ "$(wait_active chat-server.service)" = active ] &&
   ok "restarted (pid $before -> $after)" || bad "not restarted"
 check "answers after restart" /root/chat-check.sh 127.0.0.1 5555 5555 kitchen
+check "the registration survived the restart" /root/state-check.sh check 5555 "$keeper"
 check "SIGTERM stops it cleanly (exit status 0)" \
   sh -c 'systemctl stop chat-server && [ "$(systemctl show -P ExecMainStatus chat-server)" = 0 ]'
 check "systemctl start" systemctl start chat-server.service
@@ -205,6 +246,7 @@ for _ in $(seq 100); do
 done
 [ "$after" != "$before" ] && [ "$(wait_active chat-server.service)" = active ] &&
   ok "restarted by systemd after SIGKILL (Restart=on-failure)" || bad "not restarted after SIGKILL"
+check "the registration survived the SIGKILL" /root/state-check.sh check 5555 "$keeper"
 
 echo "== configuration and upgrade"
 inside sed -i 's|^#CHAT_LISTEN=.*|CHAT_LISTEN=127.0.0.1:6000|' /etc/default/chat-server
@@ -218,6 +260,7 @@ after=$(main_pid)
 [ "$before" != "$after" ] && [ "$(wait_active chat-server.service)" = active ] &&
   ok "restarted by the upgrade (pid $before -> $after)" || bad "not restarted by the upgrade"
 check "answers on 6000 after the upgrade" /root/chat-check.sh 127.0.0.1 6000 6000 hall
+check "the registration survived the upgrade" /root/state-check.sh check 6000 "$keeper"
 
 echo "== cluster: Redis and three template instances"
 for node in a b c; do
@@ -242,7 +285,8 @@ check "conffile purged" test ! -e /etc/default/chat-server
 check "state purged" sh -c '! ls -d /var/lib/private/chat-server* /var/lib/chat-server* 2>/dev/null | grep -q .'
 check "no enablement left" sh -c '! ls /etc/systemd/system/*/chat-server.service 2>/dev/null | grep -q .'
 check "nothing of the package left in dpkg" sh -c '! dpkg -l chat-server 2>/dev/null | grep -q "^[a-z][a-z] "'
-inside rm -rf /etc/chat-server /root/chat-server.deb /root/chat-server-upgrade.deb /root/chat-check.sh
+inside rm -rf /etc/chat-server /root/chat-server.deb /root/chat-server-upgrade.deb /root/chat-check.sh \
+  /root/state-check.sh
 inside sh -c 'rm -f /etc/systemd/system/multi-user.target.wants/chat-server@*.service'
 
 if [ "$failed" -gt 0 ]; then

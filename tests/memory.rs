@@ -13,11 +13,19 @@ use socket2::SockRef;
 
 /// `chat_disconnects_total{reason="REASON"}` from the metrics at `addr`.
 fn disconnects(addr: std::net::SocketAddr, reason: &str) -> f64 {
+    metric(
+        addr,
+        &format!("chat_disconnects_total{{reason=\"{reason}\"}}"),
+    )
+}
+
+/// The value of `series` in the metrics at `addr`.
+fn metric(addr: std::net::SocketAddr, series: &str) -> f64 {
     let answer = http(addr, b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n");
-    let series = format!("chat_disconnects_total{{reason=\"{reason}\"}} ");
+    let prefix = format!("{series} ");
     answer
         .lines()
-        .find_map(|line| line.strip_prefix(&series))
+        .find_map(|line| line.strip_prefix(&prefix))
         .and_then(|value| value.trim().parse().ok())
         .unwrap_or_else(|| panic!("no {series} in {answer}"))
 }
@@ -74,4 +82,58 @@ fn clients_that_do_not_read_are_dropped_before_their_output_fills_the_budget() {
         line == "* Joined quiet. Active room: quiet."
     });
     newcomer.ask("still there?", "You: still there?");
+}
+
+#[test]
+fn one_read_of_many_lines_into_a_big_room_stops_at_the_output_budget() {
+    let metrics = free_addr();
+    // 32 MB in all: output may take two fifths of it, 12.8 MB.
+    let server = BinaryServer::start(&[
+        "--max-memory",
+        "32000000",
+        "--sendq",
+        "33554432",
+        "--flood-rate",
+        "0",
+        "--max-per-ip",
+        "0",
+        "--metrics",
+        &metrics.to_string(),
+    ]);
+    let budget = 32_000_000.0 / 5.0 * 2.0;
+    // 400 members of main that do not read.
+    let mut lurkers = Vec::new();
+    for n in 0..400 {
+        let lurker = Client::login(server.addr, &format!("lurker{n}"));
+        SockRef::from(lurker.socket())
+            .set_recv_buffer_size(4096)
+            .expect("SO_RCVBUF");
+        lurkers.push(lurker);
+    }
+    // 128 lines of 500 bytes in one write (64,000 bytes: one read for the server, and as many
+    // lines as it handles from a client in a turn). Each line is 200 KB of output for the room,
+    // all of them 25.6 MB: twice the output budget.
+    let mut flooder = Client::login(server.addr, "flooder");
+    let lines: Vec<String> = (0..128)
+        .map(|n| format!("{n:03} {}", "x".repeat(495)))
+        .collect();
+    let batch: String = lines.iter().map(|line| format!("{line}\n")).collect();
+    assert_eq!(batch.len(), 64_000);
+    flooder.send_bytes(batch.as_bytes());
+    // Every line is handled (the flooder gets each echo), over as many turns as it takes...
+    for line in &lines {
+        flooder.wait_for(1000, |got| got == format!("You: {line}"));
+    }
+    // ...and none of them queued output past the budget: the turn stopped taking the read's
+    // lines once its output reached the turn's share, instead of queueing all 128 first.
+    let peak = metric(metrics, "chat_output_memory_peak_bytes");
+    assert!(
+        peak <= budget,
+        "output took {peak} bytes at its peak, past the budget of {budget}"
+    );
+    assert_eq!(
+        metric(metrics, "chat_connections"),
+        401.0,
+        "nobody had to be dropped"
+    );
 }

@@ -120,6 +120,18 @@ impl Connection {
         self.out.len() - self.written + self.span_bytes
     }
 
+    /// Bytes of memory the connection's own output buffer holds (its capacity: a buffer that
+    /// grew keeps it until it is emptied).
+    pub(crate) fn buffer_bytes(&self) -> usize {
+        self.out.capacity()
+    }
+
+    /// What dropping the connection would free of the output path: its buffer, and the lines of
+    /// this turn that the flush would otherwise copy into it.
+    pub(crate) fn output_held(&self) -> usize {
+        self.out.capacity() + self.span_bytes
+    }
+
     /// Queues the line at `span` of this turn's output unless that would take the pending
     /// output past `limit`; a connection without a span list takes one from `pool`.
     ///
@@ -165,13 +177,14 @@ impl Connection {
     ) -> io::Result<Flushed> {
         if !self.spans.is_empty() {
             let spans = std::mem::take(&mut self.spans);
-            self.span_bytes = 0;
+            let span_bytes = std::mem::take(&mut self.span_bytes);
             if self.out.len() > self.written {
                 // Earlier output is still waiting: this turn's lines go behind it.
                 if self.written > 0 {
                     self.out.drain(..self.written);
                     self.written = 0;
                 }
+                make_room(&mut self.out, span_bytes);
                 for &span in &spans {
                     self.out.extend_from_slice(turn.get(span));
                 }
@@ -197,6 +210,7 @@ impl Connection {
                 }
                 self.out.clear();
                 self.written = 0;
+                make_room(&mut self.out, bytes.len() - written);
                 self.out.extend_from_slice(&bytes[written..]);
                 return Ok(Flushed::Partial);
             }
@@ -229,6 +243,18 @@ impl Connection {
         }
         // The peer may already be gone; nothing is lost if this fails.
         let _ = self.stream.shutdown(Shutdown::Both);
+    }
+}
+
+/// Makes room for `extra` more bytes in a connection's output buffer, growing it by a quarter
+/// more than it needs rather than doubling it: the connections that stop reading in a busy room
+/// grow their buffers in step, and doubled buffers would hold up to twice what they have
+/// queued, all at once. The memory budget counts the capacity, so slack is memory lost to
+/// clients that read.
+fn make_room(out: &mut Vec<u8>, extra: usize) {
+    let needed = out.len().saturating_add(extra);
+    if needed > out.capacity() {
+        out.reserve_exact(needed.saturating_add(needed / 4) - out.len());
     }
 }
 
@@ -353,6 +379,23 @@ mod tests {
         };
         assert!(write_once(&mut broken, b"x").is_err());
         Ok(())
+    }
+
+    #[test]
+    fn an_output_buffer_grows_by_a_quarter_beyond_what_it_holds_not_double() {
+        let mut out = Vec::new();
+        for _ in 0..200 {
+            make_room(&mut out, 1000);
+            let before = out.capacity();
+            out.extend_from_slice(&[b'x'; 1000]);
+            assert_eq!(out.capacity(), before, "make_room made all the room needed");
+            assert!(
+                out.capacity() <= out.len() + out.len() / 4,
+                "capacity {} for {} bytes",
+                out.capacity(),
+                out.len()
+            );
+        }
     }
 
     #[test]

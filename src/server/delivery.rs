@@ -76,10 +76,15 @@ pub(crate) struct Delivery {
     queued: usize,
     /// Bytes queued for all clients and not written yet.
     pending_total: usize,
-    /// The most output all clients together may have waiting (under a memory limit).
+    /// Capacity of the connections' own output buffers: what their unwritten output really
+    /// takes in memory (a buffer keeps the capacity it grew to until it is emptied).
+    buffer_bytes: usize,
+    /// The most memory the output of all clients together may take (under a memory limit).
     output_budget: Option<usize>,
-    /// Set when `pending_total` passed `output_budget`: reading stops for the turn, and the
-    /// loop drops the clients with the biggest queues.
+    /// The most [`Delivery::output_memory`] has been, for the metrics.
+    output_memory_peak: usize,
+    /// Set when the output's memory passed `output_budget`: reading stops for the turn, and
+    /// the loop drops the clients with the biggest queues.
     over_budget: bool,
     /// This turn's lines, each stored once; connections hold spans of it until the flush.
     turn: TurnOutput,
@@ -112,7 +117,9 @@ impl Delivery {
             pool: BufferPool::default(),
             queued: 0,
             pending_total: 0,
+            buffer_bytes: 0,
             output_budget: None,
+            output_memory_peak: 0,
             over_budget: false,
             turn: TurnOutput::default(),
             scratch: Vec::new(),
@@ -156,12 +163,34 @@ impl Delivery {
         self.pending_total
     }
 
-    /// A connection taken out of the slab: what it still had queued is no longer pending.
+    /// The memory the output path holds, or may take before the turn ends: the connections'
+    /// buffers (their capacity, not only what they hold), the pool of empty ones, and this
+    /// turn's lines not written yet, which the flush copies into buffers for the sockets that
+    /// do not take them. Never less than the bytes pending.
+    pub(crate) fn output_memory(&self) -> usize {
+        let held = self.buffer_bytes + self.pool.bytes() + self.queued;
+        held.max(self.pending_total)
+    }
+
+    /// The most the output's memory has been since the start.
+    pub(crate) fn output_memory_peak(&self) -> usize {
+        self.output_memory_peak
+    }
+
+    /// Sets `over_budget` from the output's memory now (after every line queued and every
+    /// write, so a turn stops taking input as soon as it passes the budget).
+    fn check_budget(&mut self) {
+        let memory = self.output_memory();
+        self.output_memory_peak = self.output_memory_peak.max(memory);
+        self.over_budget = self.output_budget.is_some_and(|budget| memory > budget);
+    }
+
+    /// A connection taken out of the slab: what it still had queued is no longer pending, and
+    /// its buffer is freed.
     pub(crate) fn forget(&mut self, conn: &Connection) {
         self.pending_total = self.pending_total.saturating_sub(conn.pending());
-        self.over_budget = self
-            .output_budget
-            .is_some_and(|budget| self.pending_total > budget);
+        self.buffer_bytes = self.buffer_bytes.saturating_sub(conn.buffer_bytes());
+        self.check_budget();
     }
 
     /// The per-connection output limit in bytes.
@@ -237,11 +266,12 @@ impl Delivery {
             if conn.state == State::Doomed {
                 continue;
             }
-            let before = conn.pending();
+            let (before, held) = (conn.pending(), conn.buffer_bytes());
             let flushed = conn.flush(&self.turn, &mut self.scratch, &mut self.pool);
             let written = before - conn.pending();
             self.metrics.bytes_sent += written as u64;
             self.pending_total = self.pending_total.saturating_sub(written);
+            self.buffer_bytes = self.buffer_bytes.saturating_sub(held) + conn.buffer_bytes();
             match flushed {
                 Ok(Flushed::All) if conn.state == State::Closing => finished.push(id),
                 Ok(_) => {}
@@ -250,9 +280,7 @@ impl Delivery {
         }
         // Every connection has taken its lines of the turn (doomed ones are dropped unread).
         self.turn.clear();
-        self.over_budget = self
-            .output_budget
-            .is_some_and(|budget| self.pending_total > budget);
+        self.check_budget();
         // Keep the list's allocation for the next turn.
         let mut dirty = dirty;
         dirty.clear();
@@ -295,11 +323,12 @@ impl Delivery {
         if !conn.queue(span, self.sendq, &mut self.pool) {
             // A burst into a big room can fill the buffer of a client that reads fine within
             // one turn: give the socket what it takes now before calling the client slow.
-            let before = conn.pending();
+            let (before, held) = (conn.pending(), conn.buffer_bytes());
             let flushed = conn.flush(&self.turn, &mut self.scratch, &mut self.pool);
             let written = before - conn.pending();
             self.metrics.bytes_sent += written as u64;
             self.pending_total = self.pending_total.saturating_sub(written);
+            self.buffer_bytes = self.buffer_bytes.saturating_sub(held) + conn.buffer_bytes();
             let reason = match flushed {
                 Ok(_) if conn.queue(span, self.sendq, &mut self.pool) => None,
                 Ok(_) => Some(DropReason::SlowConsumer),
@@ -308,20 +337,17 @@ impl Delivery {
             if let Some(reason) = reason {
                 conn.state = State::Doomed;
                 self.pending_total = self.pending_total.saturating_sub(conn.pending());
+                self.buffer_bytes = self.buffer_bytes.saturating_sub(conn.buffer_bytes());
                 conn.discard_output(&mut self.pool);
                 self.doomed.push((to, reason));
+                self.check_budget();
                 return;
             }
         }
         self.queued += span.len();
         self.pending_total += span.len();
-        if self
-            .output_budget
-            .is_some_and(|budget| self.pending_total > budget)
-        {
-            self.over_budget = true;
-        }
         add_to_dirty(conn, to, &mut self.dirty);
+        self.check_budget();
     }
 }
 

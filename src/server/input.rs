@@ -4,7 +4,8 @@
 //!
 //! A client whose input cannot be taken now is held in one of four ways, and its lines are
 //! handled later in the order sent: out of its per-turn budget, it is read again next turn
-//! (`unfinished_reads`); out of its flood budget, its socket is left unread until the budget
+//! (`unfinished_reads`; one that a full turn left unread at all goes first then,
+//! `starved_reads`); out of its flood budget, its socket is left unread until the budget
 //! has a token again; while the chat takes no lines from it (a nick claim pending with a full
 //! queue), until the chat has decided; in cluster mode, once a line of it was published while
 //! the cluster is behind (flow control), until the cluster has caught up (`cluster_news.rs`).
@@ -71,7 +72,8 @@ impl Server {
         }
         self.readers.push(id);
         if self.delivery.turn_full() {
-            self.unfinished_reads.push(id);
+            // Read first next turn: whoever filled this one goes after it.
+            self.starved_reads.push(id);
             return;
         }
         let stop = self.decode_unread(id, &mut lines, now);
@@ -271,7 +273,12 @@ impl Feed<'_> {
                 if used == input.len() {
                     break Stop::Done;
                 }
-                if *lines == 0 {
+                // The turn's output limit is checked line by line, not only between reads: one
+                // read (64 KiB) of long lines into a big room is thousands of times its size in
+                // output, and the flush copies what sockets do not take into buffers of their
+                // own, so a turn allowed to finish that read could pass the memory limit before
+                // the budget at the end of the turn saw any of it.
+                if *lines == 0 || self.delivery.turn_full() {
                     break Stop::Turn;
                 }
                 match self.may_take(id) {
@@ -318,5 +325,34 @@ impl Feed<'_> {
             conn.decoder = decoder;
         }
         (used, stop)
+    }
+}
+
+/// The connections to read at the start of a turn, in order: those the last turn left unread
+/// because its output was full, then those that used up their budget in it.
+pub(super) fn next_reads(
+    starved: &mut Vec<ClientId>,
+    unfinished: &mut Vec<ClientId>,
+) -> Vec<ClientId> {
+    let mut reads = std::mem::take(starved);
+    reads.append(unfinished);
+    reads
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_a_full_turn_left_unread_are_read_before_those_that_filled_it() {
+        let (flooder, other_flooder, chatter) =
+            (ClientId::new(1), ClientId::new(2), ClientId::new(3));
+        let mut starved = vec![chatter];
+        let mut unfinished = vec![flooder, other_flooder];
+        assert_eq!(
+            next_reads(&mut starved, &mut unfinished),
+            vec![chatter, flooder, other_flooder]
+        );
+        assert!(starved.is_empty() && unfinished.is_empty());
     }
 }

@@ -101,6 +101,12 @@ pub(crate) struct Gauges {
     pub(crate) connections: usize,
     pub(crate) sessions_saved: usize,
     pub(crate) rooms: usize,
+    /// Bytes queued for clients and not written yet.
+    pub(crate) output_pending: usize,
+    /// Memory that output takes (`Delivery::output_memory`).
+    pub(crate) output_memory: usize,
+    /// The most it has taken since the start.
+    pub(crate) output_memory_peak: usize,
     /// `None` standalone; in cluster mode, its state.
     pub(crate) cluster: Option<ClusterGauges>,
 }
@@ -145,6 +151,25 @@ impl Metrics {
                 "chat_rooms",
                 "Rooms on this node, main included.",
                 as_u64(gauges.rooms),
+            ),
+            (
+                GAUGE,
+                "chat_output_pending_bytes",
+                "Bytes queued for clients and not written yet.",
+                as_u64(gauges.output_pending),
+            ),
+            (
+                GAUGE,
+                "chat_output_memory_bytes",
+                "Memory the output for clients takes: the capacity of their buffers, the pool of \
+                 empty ones, and lines of the current turn not written yet.",
+                as_u64(gauges.output_memory),
+            ),
+            (
+                GAUGE,
+                "chat_output_memory_peak_bytes",
+                "The most memory the output for clients has taken since the server started.",
+                as_u64(gauges.output_memory_peak),
             ),
             (
                 COUNTER,
@@ -297,6 +322,9 @@ mod tests {
             connections: 3,
             sessions_saved: 1,
             rooms: 2,
+            output_pending: 1_000,
+            output_memory: 4_096,
+            output_memory_peak: 8_192,
             cluster: cluster_up.map(|up| ClusterGauges {
                 up,
                 backlog: 1_500,
@@ -321,6 +349,11 @@ mod tests {
         let text = rendered(&metrics, None);
         assert!(text.contains("# TYPE chat_connections gauge\nchat_connections 3\n"));
         assert!(text.contains("chat_deliveries_total 42\n"));
+        assert!(text.contains("chat_output_pending_bytes 1000\n"));
+        assert!(text.contains("chat_output_memory_peak_bytes 8192\n"));
+        assert!(
+            text.contains("# TYPE chat_output_memory_bytes gauge\nchat_output_memory_bytes 4096\n")
+        );
         assert!(text.contains("chat_disconnects_total{reason=\"slow_reader\"} 2\n"));
         assert!(text.contains("chat_disconnects_total{reason=\"quit\"} 0\n"));
         assert!(

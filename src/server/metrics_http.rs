@@ -190,6 +190,9 @@ impl Server {
             connections: self.delivery.connections.len(),
             sessions_saved: self.chat.saved_count(),
             rooms: self.chat.room_count(),
+            output_pending: self.delivery.pending_total(),
+            output_memory: self.delivery.output_memory(),
+            output_memory_peak: self.delivery.output_memory_peak(),
             cluster: self.delivery.cluster.as_ref().map(Cluster::gauges),
         }
     }

@@ -112,6 +112,9 @@ pub struct Server {
     read_buf: Vec<u8>,
     /// Connections that used up a per-turn budget and still have input waiting.
     unfinished_reads: Vec<ClientId>,
+    /// Connections with input that a full turn left unread: read first in the next turn, before
+    /// `unfinished_reads`, or flooders that fill every turn would keep everyone else waiting.
+    starved_reads: Vec<ClientId>,
     next_housekeeping: Instant,
     /// Connections read this turn: their output (the echo a closed-loop client waits for) is
     /// written first.
@@ -194,6 +197,7 @@ impl Server {
             metrics_endpoint,
             read_buf: vec![0; READ_BUFFER],
             unfinished_reads: Vec::new(),
+            starved_reads: Vec::new(),
             next_housekeeping: Instant::now() + HOUSEKEEPING,
             readers: Vec::new(),
             finished: Vec::new(),
@@ -248,7 +252,7 @@ impl Server {
             let now = Instant::now();
             self.turns += 1;
             self.resume_held(now);
-            for id in std::mem::take(&mut self.unfinished_reads) {
+            for id in input::next_reads(&mut self.starved_reads, &mut self.unfinished_reads) {
                 self.read_from(id, now);
             }
             for event in events.iter() {
@@ -309,7 +313,7 @@ impl Server {
 
     /// Sleeps until the next timer; not at all while input is left over from the last turn.
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.unfinished_reads.is_empty() {
+        if !self.unfinished_reads.is_empty() || !self.starved_reads.is_empty() {
             return Some(Duration::ZERO);
         }
         let housekeeping = (self.chat.saved_count() > 0).then_some(self.next_housekeeping);
@@ -366,13 +370,13 @@ impl Server {
     /// Near the memory limit, drops the clients with the biggest unread output (they are the
     /// ones that do not read) until enough is freed, and gives the memory back at once.
     ///
-    /// Two signals: the output all clients have waiting passed its budget (a share of the
-    /// limit, counted exactly as it is queued), or the resident size read from the system came
-    /// near the limit (whatever the cause).
+    /// Two signals: the memory of the output waiting for all clients passed its budget (a share
+    /// of the limit, counted as it is queued and as the buffers grow), or the resident size read
+    /// from the system came near the limit (whatever the cause).
     fn relieve_memory(&mut self, now: Instant) {
         let from_output = self.delivery.over_budget().map(|budget| {
             self.delivery
-                .pending_total()
+                .output_memory()
                 .saturating_sub(budget * 6 / 10) as u64
         });
         let from_rss = match self.memory.check(now) {
@@ -386,22 +390,22 @@ impl Server {
             .delivery
             .connections
             .iter()
-            .map(|(index, conn)| (conn.pending(), ClientId::new(index)))
-            .filter(|&(pending, _)| pending > 0)
+            .filter(|(_, conn)| conn.pending() > 0)
+            .map(|(index, conn)| (conn.output_held(), ClientId::new(index)))
             .collect();
-        queues.sort_unstable_by_key(|&(pending, _)| std::cmp::Reverse(pending));
+        queues.sort_unstable_by_key(|&(held, _)| std::cmp::Reverse(held));
         let mut freed = 0u64;
         let mut dropped = 0;
-        for (pending, id) in queues {
+        for (held, id) in queues {
             if freed >= wanted {
                 break;
             }
             self.delivery.doom(id, delivery::DropReason::Memory);
-            freed += pending as u64;
+            freed += held as u64;
             dropped += 1;
         }
         warn!(
-            "near the memory limit: dropped {dropped} clients with {freed} bytes of unread \
+            "near the memory limit: dropped {dropped} clients holding {freed} bytes of unread \
              output; new connections are turned away until it eases"
         );
         self.reap_and_flush(now);

@@ -26,6 +26,11 @@ pub(crate) struct BufferPool {
 }
 
 impl BufferPool {
+    /// Bytes of buffer capacity the pool holds.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// An empty buffer, with capacity if one was pooled.
     pub(crate) fn take(&mut self) -> Vec<u8> {
         match self.free.pop() {
