@@ -480,6 +480,29 @@ fn a_nick_registered_on_one_node_is_owned_on_every_node() {
     owner.ask("/join кухня", "* Joined кухня. Active room: кухня.");
     owner.send("/quit");
     owner.read_until_closed();
+    // A registered nick's session is kept in Redis until its owner returns (no TTL).
+    let client = redis::Client::open(redis.url()).expect("a Redis URL");
+    let mut con = client.get_connection().expect("Redis answers");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let session: Option<String> = redis::cmd("GET")
+            .arg("chat:session:вася")
+            .query(&mut con)
+            .expect("GET");
+        let ttl: i64 = redis::cmd("TTL")
+            .arg("chat:session:вася")
+            .query(&mut con)
+            .expect("TTL");
+        if session.is_some_and(|s| s.contains("left_at_ms")) {
+            assert_eq!(ttl, -1, "a registered nick's session expires");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the departure never reached Redis"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // On the other node: the bare nick is refused, a wrong password too, the right one
     // restores the session.

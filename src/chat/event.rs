@@ -49,6 +49,9 @@ pub enum Event<'a> {
         to: &'a str,
         /// The message text.
         text: &'a str,
+        /// The node the sender's node believes the addressee is on: only that node keeps
+        /// the message if the addressee left it meanwhile.
+        node: &'a str,
     },
     /// A nick is now held by a live connection on this node.
     NickClaimed {

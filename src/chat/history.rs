@@ -194,7 +194,10 @@ impl History {
 
     /// The number the next message of origin `node` in room `key` gets.
     pub(crate) fn next_seq(&self, key: &str, node: &str) -> u64 {
-        self.rooms.get(key).map_or(0, |r| r.seen(node)) + 1
+        self.rooms
+            .get(key)
+            .map_or(0, |r| r.seen(node))
+            .saturating_add(1)
     }
 
     /// Whether message `origin` of room `key` was seen already (a cluster message that came
@@ -206,11 +209,14 @@ impl History {
     }
 
     /// Whether a mark taken elsewhere in the cluster is ahead of room `key` here: some
-    /// message the user saw has not reached this node yet.
+    /// message the user saw has not reached this node yet. Only origins this node has heard
+    /// of count: one it never heard of (a node that stopped before this one started, whose
+    /// messages are no longer kept) will send nothing more to wait for.
     pub(crate) fn is_behind(&self, key: &str, mark: &[(String, u64)]) -> bool {
         let room = self.rooms.get(key);
-        mark.iter()
-            .any(|(node, seq)| room.map_or(0, |r| r.seen(node)) < *seq)
+        mark.iter().any(|(node, seq)| {
+            self.origins.iter().any(|o| **o == **node) && room.map_or(0, |r| r.seen(node)) < *seq
+        })
     }
 
     /// Keeps a message posted in room `key` at `at_ms`; returns its number in the room, and
@@ -264,7 +270,10 @@ impl History {
     /// Puts back a message loaded from storage (oldest first per room), keeping the room within
     /// its bound (`--history` may be lower than when it was stored); call
     /// [`History::enforce_bounds`] once all are loaded for the byte and age bounds.
-    pub(crate) fn restore(&mut self, key: &str, message: StoredMessage) {
+    pub(crate) fn restore(&mut self, key: &str, mut message: StoredMessage) {
+        if let Some(origin) = message.origin.as_mut() {
+            origin.node = self.intern(&origin.node);
+        }
         let enabled = self.enabled();
         let room = self.rooms.entry(key.to_string()).or_default();
         room.posted = room.posted.max(message.number);
@@ -366,7 +375,7 @@ impl History {
                     .clock
                     .iter()
                     .map(|(node, seq)| seq.saturating_sub(seen(node)))
-                    .sum();
+                    .fold(0u64, u64::saturating_add);
                 (room.messages.iter().filter(after).collect(), missed)
             }
         };

@@ -56,8 +56,11 @@ impl Chat {
         };
         let key = name_key(nick);
         let outcome = match outcome {
-            // Another local client got it meanwhile; the registry entry is that client's.
-            ClaimOutcome::Granted(grant) if self.clients.holder(&key).is_some() => {
+            // Another local client got it meanwhile (or is about to: it waits to catch up);
+            // the registry entry is that client's.
+            ClaimOutcome::Granted(grant)
+                if self.clients.holder(&key).is_some() || self.is_catching_up(&key) =>
+            {
                 self.keep_again(nick, grant.kept, out);
                 ClaimOutcome::InUse
             }
@@ -169,6 +172,18 @@ impl Chat {
             self.log_in_granted(id, &nick, key, Some(saved), now, out);
             self.handle_queued(id, pending.queued, now, out);
         }
+    }
+
+    /// Whether a login of nick `key` waits to catch up.
+    fn is_catching_up(&self, key: &str) -> bool {
+        self.catching_up.iter().any(|&id| {
+            self.clients
+                .get(id)
+                .and_then(|c| c.pending.as_ref())
+                .is_some_and(
+                    |p| matches!(&p.waiting, Waiting::CatchUp(c) if name_key(&c.nick) == key),
+                )
+        })
     }
 
     /// When the first login waiting to catch up goes ahead anyway.

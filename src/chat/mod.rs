@@ -91,6 +91,8 @@ pub struct Chat {
     next_ticket: u64,
     /// Turns the loop's instants into the times stored with messages.
     clock: WallClock,
+    /// Cluster mode: this node's name.
+    node: Option<String>,
     /// Cluster mode: this node incarnation's name in the origins of its messages.
     origin: Option<Arc<str>>,
     /// Cluster mode: clients whose login waits until this node has seen what they saw
@@ -115,15 +117,18 @@ impl Chat {
             auth_jobs: HashMap::new(),
             next_ticket: 0,
             clock: WallClock::system(),
+            node: None,
             origin: None,
             catching_up: Vec::new(),
             line: Vec::with_capacity(256),
         }
     }
 
-    /// Cluster mode: names this node incarnation in the origins of its room messages (see
-    /// `history.rs`), so that every node can tell what a returning user missed.
-    pub fn set_origin(&mut self, origin: &str) {
+    /// Cluster mode: names this node (`node`) and its incarnation (`origin`, in the origins
+    /// of its room messages, see `history.rs`), so that every node can tell what a returning
+    /// user missed.
+    pub fn set_origin(&mut self, node: &str, origin: &str) {
+        self.node = Some(node.to_string());
         self.origin = Some(self.history.intern(origin));
     }
 
@@ -227,15 +232,12 @@ impl Chat {
         for &room in &client.rooms {
             self.rooms.drop_if_empty(room);
         }
+        // Saved before the nick is released: a claim on another node that follows the
+        // release must find the session of the departure (with the marks a replay needs).
+        self.save_session(nick.key, saved, now, out);
         out.publish(&Event::NickReleased {
             nick: &nick.display,
         });
-        out.publish(&Event::Session {
-            nick: &nick.display,
-            rooms: &saved.rooms,
-            active: &saved.active,
-        });
-        self.save_session(nick.key, saved, now, out);
     }
 
     /// What is saved of a user in `rooms` with `active` leaving at `now`.

@@ -35,12 +35,18 @@ impl Chat {
                     self.announce_to(out, room, None, nick, change);
                 }
             }
-            Event::Private { from, to, text } => {
+            Event::Private {
+                from,
+                to,
+                text,
+                node,
+            } => {
                 let key = name_key(to);
                 if let Some(target) = self.clients.holder(&key) {
                     out.send(target, messages::private(&mut self.line, from, text));
-                } else {
-                    // Its addressee left this node while it was on its way: keep it for them.
+                } else if self.node.as_deref() == Some(node) {
+                    // Its addressee left this node while it was on its way: keep it for them
+                    // (only here: every node gets the message).
                     self.keep_private(&key, from, text, now, out);
                 }
             }

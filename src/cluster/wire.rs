@@ -45,6 +45,9 @@ pub enum Wire {
         from: String,
         to: String,
         text: String,
+        /// The node the addressee is on (the envelope's `node` is the sender's).
+        #[serde(default, rename = "on")]
+        node: String,
     },
     NickClaimed {
         nick: String,
@@ -169,10 +172,16 @@ impl Wire {
                     old,
                 }
             }
-            Event::Private { from, to, text } => Wire::Private {
+            Event::Private {
+                from,
+                to,
+                text,
+                node,
+            } => Wire::Private {
                 from: owned(from),
                 to: owned(to),
                 text: owned(text),
+                node: owned(node),
             },
             Event::NickClaimed { nick } => Wire::NickClaimed { nick: owned(nick) },
             Event::NickReleased { nick } => Wire::NickReleased { nick: owned(nick) },
@@ -225,7 +234,17 @@ impl Wire {
                 };
                 Event::Presence { room, nick, change }
             }
-            Wire::Private { from, to, text } => Event::Private { from, to, text },
+            Wire::Private {
+                from,
+                to,
+                text,
+                node,
+            } => Event::Private {
+                from,
+                to,
+                text,
+                node,
+            },
             Wire::NickClaimed { nick } => Event::NickClaimed { nick },
             Wire::NickReleased { nick } => Event::NickReleased { nick },
             Wire::AccountSaved { nick, account } => Event::AccountSaved {
@@ -328,6 +347,7 @@ mod tests {
                 from: "a",
                 to: "b",
                 text: "psst",
+                node: "n2",
             },
             Event::NickClaimed { nick: "a" },
         ];

@@ -21,13 +21,15 @@ use crate::protocol::name_key;
 /// Jobs sent to Redis in one pipelined round trip at most.
 const MAX_BATCH: usize = 512;
 
-/// Claims a nick: fails if any node holds it, or if it is registered and its owner did not
+/// Claims a nick: fails if another node holds it (this node's own entry is its chat's to judge:
+/// it may be a claim whose answer was lost and is tried again), or if it is registered and its owner did not
 /// prove it is theirs; a rename also fails onto a saved session. KEYS: the nick, its session,
 /// the accounts, the private messages kept for it; ARGV: node, TTL, rename, owner, the nick's
 /// key. A first login takes the kept messages with the nick (so one node delivers them).
 /// Returns `{status, saved session JSON or false, kept messages (JSON)}`.
 const CLAIM_SCRIPT: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return {'inuse', false, {}} end
+local owner = redis.call('GET', KEYS[1])
+if owner and owner ~= ARGV[1] then return {'inuse', false, {}} end
 if ARGV[4] == '0' and redis.call('HEXISTS', KEYS[3], ARGV[5]) == 1 then return {'registered', false, {}} end
 local session = redis.call('GET', KEYS[2])
 if ARGV[3] == '1' and session then return {'saved', false, {}} end
@@ -57,6 +59,25 @@ for i = 1, #KEYS, 2 do
   end
 end
 return lost
+";
+
+/// Keeps something for a user who is away: their session (`set`) or a private message
+/// (`push`, at most ARGV[5] of them). A registered nick's is kept until its owner returns,
+/// anyone else's for the session TTL, as the nodes keep theirs. KEYS: the key, the accounts;
+/// ARGV: set or push, the value, the TTL in seconds, the nick's key, the list's bound.
+const KEEP_SCRIPT: &str = r"
+if ARGV[1] == 'set' then
+  redis.call('SET', KEYS[1], ARGV[2])
+else
+  redis.call('RPUSH', KEYS[1], ARGV[2])
+  redis.call('LTRIM', KEYS[1], -tonumber(ARGV[5]), -1)
+end
+if redis.call('HEXISTS', KEYS[2], ARGV[4]) == 1 then
+  redis.call('PERSIST', KEYS[1])
+else
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+end
+return 1
 ";
 
 /// Sets the cluster's epoch if it has none, and returns it.
@@ -380,11 +401,15 @@ impl Worker {
                     Ok(())
                 }
                 Job::SaveSession { nick, value } => {
-                    pipe.cmd("SET")
+                    pipe.cmd("EVAL")
+                        .arg(KEEP_SCRIPT)
+                        .arg(2)
                         .arg(session_key(&nick))
+                        .arg(ACCOUNTS_KEY)
+                        .arg("set")
                         .arg(value)
-                        .arg("EX")
                         .arg(self.session_ttl.as_secs().max(1))
+                        .arg(name_key(&nick))
                         .ignore();
                     Ok(())
                 }
@@ -394,16 +419,17 @@ impl Worker {
                 }
                 Job::KeepPrivate { to, value } => {
                     // As long as a saved session lives; at most what a mailbox holds.
-                    let key = privates_key(&to);
-                    pipe.cmd("RPUSH").arg(&key).arg(value).ignore();
-                    let oldest_kept = -(MAILBOX_LIMIT as i64);
-                    pipe.cmd("LTRIM")
-                        .arg(&key)
-                        .arg(oldest_kept)
-                        .arg(-1)
+                    pipe.cmd("EVAL")
+                        .arg(KEEP_SCRIPT)
+                        .arg(2)
+                        .arg(privates_key(&to))
+                        .arg(ACCOUNTS_KEY)
+                        .arg("push")
+                        .arg(value)
+                        .arg(self.session_ttl.as_secs().max(1))
+                        .arg(&to)
+                        .arg(MAILBOX_LIMIT)
                         .ignore();
-                    let ttl = self.session_ttl.as_secs().max(1);
-                    pipe.cmd("EXPIRE").arg(&key).arg(ttl).ignore();
                     Ok(())
                 }
                 Job::ClearPrivates(to) => {
@@ -539,6 +565,11 @@ impl Worker {
             xadd.arg(*field).arg(value);
         }
         xadd.ignore();
+        // A room that falls silent is gone from Redis once its last message is too old.
+        pipe.cmd("PEXPIRE")
+            .arg(&key)
+            .arg(self.history.max_age_ms)
+            .ignore();
         self.written.insert(key);
     }
 
@@ -563,7 +594,6 @@ impl Worker {
 
     /// Keeps this node's nicks registered; warns about nicks another node took meanwhile.
     fn refresh(&mut self, con: &mut redis::Connection) -> redis::RedisResult<()> {
-        self.trim_by_age(con)?;
         let keys: Vec<(String, String)> = self
             .held
             .iter()
@@ -583,6 +613,10 @@ impl Worker {
             for key in lost {
                 warn!("{key} is held by another node too (taken while this node was cut off)");
             }
+        }
+        // After the nicks, and never in their way: a Redis that cannot trim still serves.
+        if let Err(e) = self.trim_by_age(con) {
+            warn!("cluster: could not trim the rooms' history by age: {e}");
         }
         Ok(())
     }

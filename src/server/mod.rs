@@ -465,7 +465,7 @@ fn join_cluster(
     let history = config.chat().history;
     let mut cluster = Cluster::start(url, node, ttl, history, Arc::clone(waker))
         .map_err(|e| io::Error::new(ErrorKind::InvalidInput, e))?;
-    chat.set_origin(cluster.origin());
+    chat.set_origin(cluster.node(), cluster.origin());
     if !cluster.wait_until_subscribed(CLUSTER_START_WAIT) {
         warn!("cluster: no Redis at {url} yet; serving local clients, retrying");
     } else {

@@ -26,6 +26,7 @@ pub(super) fn msg(
             from: &from,
             to: &user.nick,
             text,
+            node: &user.node,
         });
         user.nick.clone()
     } else if chat.is_away(&key, now) {

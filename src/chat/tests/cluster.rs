@@ -52,6 +52,7 @@ fn remote_events_reach_local_members_only_and_are_not_republished() {
         from: "carol",
         to: "ALICE",
         text: "psst",
+        node: "",
     };
     h.chat
         .deliver_remote("b", &private, Instant::now(), &mut h.out);
@@ -270,10 +271,9 @@ fn remote_users_show_in_who_rooms_and_msg() {
     assert_eq!(out.claims.last(), Some(&(0, "ZOE".to_string(), true)));
     chat.finish_claim(id(0), "ZOE", ClaimOutcome::InUse, now, &mut out);
     assert_eq!(out.inner.take(0), ["! nick ZOE is in use"]);
-    assert!(out
-        .inner
-        .events
-        .contains(&r#"Private { from: "alice", to: "Zoe", text: "hi there" }"#.to_string()));
+    assert!(out.inner.events.contains(
+        &r#"Private { from: "alice", to: "Zoe", text: "hi there", node: "b" }"#.to_string()
+    ));
     chat.forget_node("b", &mut out);
     chat.handle_line(id(0), "/msg zoe still?", now, &mut out);
     assert_eq!(
@@ -381,7 +381,8 @@ fn a_rename_on_another_node_keeps_the_user_in_who_and_rooms() {
 /// it sent.
 fn node(origin: &str, now: Instant) -> (Chat, ClaimRecorder) {
     let (mut chat, out, _) = shared();
-    chat.set_origin(origin);
+    let name = origin.split('@').next().unwrap_or(origin);
+    chat.set_origin(name, origin);
     chat.set_wall_clock(now, 1_795_701_900_000);
     (chat, out)
 }
@@ -465,10 +466,14 @@ fn a_user_who_left_one_node_gets_on_another_exactly_what_they_missed() {
             "You: hello again",
         ]
     );
-    // From now on live, once.
+    // From now on live, once, even if a message came twice (from Redis at start and from
+    // the channel).
     say(&mut a, &mut a_out, 1, "a4");
+    let twice = a_out.inner.posts.clone();
     relay(&mut a_out, &mut b, &mut b_out, now);
-    relay(&mut a_out, &mut b, &mut b_out, now);
+    for post in &twice {
+        b.deliver_remote("a", &post.event(), now, &mut b_out);
+    }
     assert_eq!(b_out.inner.take(1), ["[main] bob: a4"]);
 }
 
@@ -478,6 +483,8 @@ fn alice_back_on_b_before_what_she_saw(now: Instant) -> (Chat, ClaimRecorder) {
     let (mut a, mut a_out) = node("a@1", now);
     let (mut b, mut b_out) = node("b@1", now);
     granted(&mut a, &mut a_out, 0, "alice", now);
+    a.handle_line(id(0), "seen on node b", now, &mut a_out);
+    relay(&mut a_out, &mut b, &mut b_out, now);
     a.handle_line(id(0), "unseen on node b", now, &mut a_out);
     a.disconnect(id(0), now, &mut a_out);
     let (_, session) = a_out.inner.stored.sessions.pop().expect("saved");
@@ -594,4 +601,34 @@ fn a_grant_delivers_the_kept_messages_it_brings_and_not_a_stale_copy() {
             "* End of missed private messages.",
         ]
     );
+}
+
+#[test]
+fn only_the_addressees_node_keeps_a_private_message_that_finds_them_gone() {
+    let now = Instant::now();
+    let (mut c, mut c_out) = node("c@1", now);
+    // Registered, so away wherever she is not online: only her node may keep the message.
+    c.deliver_remote(
+        "b",
+        &Event::AccountSaved {
+            nick: "alice",
+            display: "alice",
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
+        },
+        now,
+        &mut c_out,
+    );
+    let private = |node| Event::Private {
+        from: "bob",
+        to: "alice",
+        text: "psst",
+        node,
+    };
+    c.deliver_remote("a", &private("b"), now, &mut c_out);
+    assert!(
+        c_out.inner.stored.privates.is_empty(),
+        "a bystander kept it"
+    );
+    c.deliver_remote("a", &private("c"), now, &mut c_out);
+    assert_eq!(c_out.inner.stored.privates.len(), 1, "her node keeps it");
 }

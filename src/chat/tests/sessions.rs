@@ -85,11 +85,19 @@ fn disconnect_saves_the_session_and_nick_restores_it() {
     h.drop_client(0);
     assert_eq!(h.out.take(1), ["* [main] alice disconnected"]);
     assert_eq!(h.chat.saved_count(), 1);
-    assert!(h
+    let saved = h
         .out
-        .events
+        .stored
+        .sessions
         .iter()
-        .any(|e| e.starts_with("Session { nick: \"alice\"")));
+        .find(|(nick, _)| nick == "alice");
+    assert_eq!(
+        saved.map(|(_, s)| (s.rooms.clone(), s.active.clone())),
+        Some((
+            vec!["main".into(), "dev".into(), "кухня".into()],
+            "dev".into()
+        ))
+    );
 
     h.connect(5);
     assert_eq!(
