@@ -136,12 +136,10 @@ pub(crate) fn auth_failed<'b>(line: &'b mut Vec<u8>, reason: &str) -> &'b [u8] {
     )
 }
 
-/// The password worker cannot take the job now (its queue is full).
+/// The password worker cannot take the job now (its queue is full): said as any failed
+/// password job, so a client retries it the same way.
 pub(crate) fn accounts_unavailable(line: &mut Vec<u8>) -> &[u8] {
-    error(
-        line,
-        &["passwords cannot be checked right now (too many waiting); please try again"],
-    )
+    auth_failed(line, "too many passwords waiting to be checked")
 }
 
 /// A nick held by a live connection.
