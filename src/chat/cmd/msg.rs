@@ -21,7 +21,13 @@ pub(super) fn msg(
     let target_name = if let Some(target) = chat.clients.holder(&key) {
         out.send(target, messages::private(&mut chat.line, &from, text));
         chat.clients.display_name(target)
-    } else if let Some(user) = chat.remote.user(to) {
+    } else if let Some(user) = chat
+        .remote
+        .user(to)
+        // A saved session means the user left, even if their node's release is still on
+        // its way here.
+        .filter(|_| !chat.sessions.contains(&key, now))
+    {
         out.publish(&Event::Private {
             from: &from,
             to: &user.nick,
