@@ -3,14 +3,76 @@
 //! at start. Each entry carries the message's origin and number there (`history.rs` in the
 //! chat), so any node can tell what a returning user missed, whichever node they left.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use log::{info, warn};
 
 use super::worker::Entry;
-use super::{scan_keys, HISTORY_PREFIX};
-use crate::chat::{Origin, RoomMessage, RoomSnapshot, Snapshot, StoredMessage};
+use super::{history_key, scan_keys, HISTORY_PREFIX};
+use crate::chat::{HistoryLimits, Origin, RoomMessage, RoomSnapshot, Snapshot, StoredMessage};
 use crate::protocol::name_key;
+
+/// The worker's side of the streams: appending, and trimming by age.
+pub struct Streams {
+    /// The rooms' history bounds.
+    limits: HistoryLimits,
+    /// Streams appended to since they were last trimmed by age.
+    written: HashSet<String>,
+}
+
+impl Streams {
+    /// Streams kept within `limits`.
+    pub fn new(limits: HistoryLimits) -> Self {
+        Self {
+            limits,
+            written: HashSet::new(),
+        }
+    }
+
+    /// Appends a room message to its room's stream, capped at the rooms' bound (`~`: Redis
+    /// trims whole nodes of the stream, so a little more may be kept).
+    pub fn append(&mut self, pipe: &mut redis::Pipeline, entry: &Entry) {
+        if self.limits.per_room == 0 {
+            return;
+        }
+        let key = history_key(&entry.room);
+        let xadd = pipe.cmd("XADD").arg(&key).arg("MAXLEN").arg("~");
+        xadd.arg(self.limits.per_room).arg("*");
+        for (field, value) in &entry.fields {
+            xadd.arg(*field).arg(value);
+        }
+        xadd.ignore();
+        // A room that falls silent is gone from Redis once its last message is too old.
+        pipe.cmd("PEXPIRE")
+            .arg(&key)
+            .arg(self.limits.max_age_ms)
+            .ignore();
+        self.written.insert(key);
+    }
+
+    /// Drops history older than the age bound from the streams written since the last call
+    /// (the count bound is kept by every `XADD`).
+    pub fn trim_by_age(&mut self, con: &mut redis::Connection) -> redis::RedisResult<()> {
+        if self.written.is_empty() {
+            return Ok(());
+        }
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let oldest = now_ms.saturating_sub(self.limits.max_age_ms.into());
+        let mut pipe = redis::pipe();
+        for key in self.written.drain() {
+            pipe.cmd("XTRIM")
+                .arg(key)
+                .arg("MINID")
+                .arg("~")
+                .arg(oldest.to_string())
+                .ignore();
+        }
+        pipe.exec(con)
+    }
+}
 
 /// The stream entry for a room message.
 pub fn entry(message: &RoomMessage<'_>) -> Entry {

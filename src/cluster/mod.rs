@@ -22,9 +22,11 @@ mod accounts;
 mod flow;
 mod history;
 mod kept;
+mod keys;
 mod news;
 mod notifier;
 mod outgoing;
+mod scripts;
 mod subscriber;
 mod wire;
 mod worker;
@@ -40,12 +42,15 @@ use log::{debug, warn};
 use mio::Waker;
 
 use crate::chat::{Change, ClientId, Event, HistoryLimits, NickClaim, RoomMessage, Snapshot};
-use crate::protocol::name_key;
 use crate::server::AccountWriter;
 
 use accounts::StoredAccount;
 use flow::Flow;
 use kept::StoredPrivate;
+use keys::{
+    history_key, nick_key, privates_key, scan_keys, session_key, HISTORY_PREFIX, PRIVATES_PREFIX,
+    SESSION_PREFIX,
+};
 pub use news::{Action, Incoming, RemoteMessage, TurnBudget};
 use notifier::{Levels, Notifier};
 use outgoing::Outgoing;
@@ -477,62 +482,6 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> Result<JoinHandle<
         .name(name.to_string())
         .spawn(body)
         .map_err(|e| format!("cannot start thread {name}: {e}"))
-}
-
-fn nick_key(nick: &str) -> String {
-    format!("chat:nick:{}", name_key(nick))
-}
-
-fn session_key(nick: &str) -> String {
-    format!("{SESSION_PREFIX}{}", name_key(nick))
-}
-
-/// What every saved session's key starts with.
-const SESSION_PREFIX: &str = "chat:session:";
-
-/// The list of private messages kept for nick `nick` (a key).
-fn privates_key(nick: &str) -> String {
-    format!("{PRIVATES_PREFIX}{nick}")
-}
-
-/// What every list of kept private messages starts with.
-const PRIVATES_PREFIX: &str = "chat:privates:";
-
-/// The stream that keeps room `room`'s history (`room` is its key).
-fn history_key(room: &str) -> String {
-    format!("{HISTORY_PREFIX}{room}")
-}
-
-/// What every history stream's key starts with.
-const HISTORY_PREFIX: &str = "chat:history:";
-
-/// Keys asked for per `SCAN` step.
-const SCAN_COUNT: usize = 1000;
-
-/// The keys that start with `prefix` and hold a value of Redis type `kind`.
-fn scan_keys(
-    con: &mut redis::Connection,
-    prefix: &str,
-    kind: &str,
-) -> redis::RedisResult<Vec<String>> {
-    let mut keys = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}*"))
-            .arg("COUNT")
-            .arg(SCAN_COUNT)
-            .arg("TYPE")
-            .arg(kind)
-            .query(con)?;
-        keys.extend(batch);
-        if next == 0 {
-            return Ok(keys);
-        }
-        cursor = next;
-    }
 }
 
 /// Doubles a backoff delay up to the cap.

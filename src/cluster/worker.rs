@@ -7,95 +7,27 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 
 use super::accounts::ACCOUNTS_KEY;
+use super::history::Streams;
 use super::kept::StoredPrivate;
 use super::notifier::Notifier;
+use super::privates_key;
+use super::scripts::{CLAIM_SCRIPT, EPOCH_SCRIPT, KEEP_SCRIPT, REFRESH_SCRIPT, RELEASE_SCRIPT};
 use super::wire::StoredSession;
 use super::{
     connect, next_backoff, nick_key, session_key, Incoming, BACKOFF_MIN, EVENTS_CHANNEL, HEARTBEAT,
     NICK_TTL,
 };
-use super::{history_key, privates_key};
 use crate::chat::{ClaimOutcome, ClientId, Grant, HistoryLimits, NickClaim, MAILBOX_LIMIT};
 use crate::protocol::name_key;
 
 /// Jobs sent to Redis in one pipelined round trip at most.
 const MAX_BATCH: usize = 512;
 
-/// Claims a nick: fails if another node holds it (this node's own entry is its chat's to judge:
-/// it may be a claim whose answer was lost and is tried again), or if it is registered and its owner did not
-/// prove it is theirs; a rename also fails onto a saved session. KEYS: the nick, its session,
-/// the accounts, the private messages kept for it; ARGV: node, TTL, rename, owner, the nick's
-/// key. A first login takes the kept messages with the nick (so one node delivers them).
-/// Returns `{status, saved session JSON or false, kept messages (JSON)}`.
-const CLAIM_SCRIPT: &str = r"
-local owner = redis.call('GET', KEYS[1])
-if owner and owner ~= ARGV[1] then return {'inuse', false, {}} end
-if ARGV[4] == '0' and redis.call('HEXISTS', KEYS[3], ARGV[5]) == 1 then return {'registered', false, {}} end
-local session = redis.call('GET', KEYS[2])
-if ARGV[3] == '1' and session then return {'saved', false, {}} end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-local kept = {}
-if ARGV[3] == '0' then
-  kept = redis.call('LRANGE', KEYS[4], 0, -1)
-  redis.call('DEL', KEYS[4])
-end
-return {'granted', session, kept}
-";
-
-/// Refreshes the TTL of nicks this node holds, and takes back the ones that expired (after a
-/// Redis restart, say) unless another node holds them now; also keeps their saved sessions
-/// from expiring while their users are online. KEYS are pairs: nick key, session key.
-/// Returns the nicks held elsewhere.
-const REFRESH_SCRIPT: &str = r"
-local lost = {}
-for i = 1, #KEYS, 2 do
-  local key = KEYS[i]
-  local owner = redis.call('GET', key)
-  if owner == false or owner == ARGV[1] then
-    redis.call('SET', key, ARGV[1], 'EX', ARGV[2])
-    redis.call('EXPIRE', KEYS[i + 1], ARGV[3])
-  else
-    table.insert(lost, key)
-  end
-end
-return lost
-";
-
-/// Keeps something for a user who is away: their session (`set`) or a private message
-/// (`push`, at most ARGV[5] of them). A registered nick's is kept until its owner returns,
-/// anyone else's for the session TTL, as the nodes keep theirs. KEYS: the key, the accounts;
-/// ARGV: set or push, the value, the TTL in seconds, the nick's key, the list's bound.
-const KEEP_SCRIPT: &str = r"
-if ARGV[1] == 'set' then
-  redis.call('SET', KEYS[1], ARGV[2])
-else
-  redis.call('RPUSH', KEYS[1], ARGV[2])
-  redis.call('LTRIM', KEYS[1], -tonumber(ARGV[5]), -1)
-end
-if redis.call('HEXISTS', KEYS[2], ARGV[4]) == 1 then
-  redis.call('PERSIST', KEYS[1])
-else
-  redis.call('EXPIRE', KEYS[1], ARGV[3])
-end
-return 1
-";
-
-/// Sets the cluster's epoch if it has none, and returns it.
-const EPOCH_SCRIPT: &str = r"
-redis.call('SET', KEYS[1], ARGV[1], 'NX')
-return redis.call('GET', KEYS[1])
-";
 /// The key whose value changes only when Redis loses its data.
 const EPOCH_KEY: &str = "chat:epoch";
 /// How long claims wait after Redis lost its data: long enough for every node to reconnect
 /// (at most [`BACKOFF_MAX`] apart) and re-register its nicks.
 const AMNESIA_GRACE: Duration = Duration::from_secs(8);
-
-/// Deletes a nick's entry if this node holds it.
-const RELEASE_SCRIPT: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-";
 
 /// A room message for its room's history stream (`chat:history:{room}`).
 #[derive(Debug)]
@@ -180,10 +112,8 @@ pub struct Worker {
     /// After Redis lost its data, claims wait until every node had time to re-register.
     claims_wait_until: Option<Instant>,
     waiting_claims: Vec<Job>,
-    /// The rooms' history bounds.
-    history: HistoryLimits,
-    /// History streams appended to since they were last trimmed by age.
-    written: HashSet<String>,
+    /// The rooms' history streams.
+    streams: Streams,
 }
 
 impl Worker {
@@ -205,8 +135,7 @@ impl Worker {
             epoch: None,
             claims_wait_until: None,
             waiting_claims: Vec::new(),
-            history,
-            written: HashSet::new(),
+            streams: Streams::new(history),
         }
     }
 
@@ -393,7 +322,7 @@ impl Worker {
                     Ok(())
                 }
                 Job::Post { payload, entry } => {
-                    self.append(&mut pipe, &entry);
+                    self.streams.append(&mut pipe, &entry);
                     pipe.cmd("PUBLISH")
                         .arg(EVENTS_CHANNEL)
                         .arg(payload)
@@ -552,46 +481,6 @@ impl Worker {
         })
     }
 
-    /// Appends a room message to its room's history stream, capped at the rooms' bound
-    /// (`~`: Redis trims whole nodes of the stream, so a little more may be kept).
-    fn append(&mut self, pipe: &mut redis::Pipeline, entry: &Entry) {
-        if self.history.per_room == 0 {
-            return;
-        }
-        let key = history_key(&entry.room);
-        let xadd = pipe.cmd("XADD").arg(&key).arg("MAXLEN").arg("~");
-        xadd.arg(self.history.per_room).arg("*");
-        for (field, value) in &entry.fields {
-            xadd.arg(*field).arg(value);
-        }
-        xadd.ignore();
-        // A room that falls silent is gone from Redis once its last message is too old.
-        pipe.cmd("PEXPIRE")
-            .arg(&key)
-            .arg(self.history.max_age_ms)
-            .ignore();
-        self.written.insert(key);
-    }
-
-    /// Drops history older than the age bound from the streams written since the last call
-    /// (the count bound is kept by every `XADD`).
-    fn trim_by_age(&mut self, con: &mut redis::Connection) -> redis::RedisResult<()> {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        let oldest = now_ms.saturating_sub(self.history.max_age_ms.into());
-        let mut pipe = redis::pipe();
-        for key in self.written.drain() {
-            pipe.cmd("XTRIM")
-                .arg(key)
-                .arg("MINID")
-                .arg("~")
-                .arg(oldest.to_string())
-                .ignore();
-        }
-        flush(&mut pipe, con)
-    }
-
     /// Keeps this node's nicks registered; warns about nicks another node took meanwhile.
     fn refresh(&mut self, con: &mut redis::Connection) -> redis::RedisResult<()> {
         let keys: Vec<(String, String)> = self
@@ -615,7 +504,7 @@ impl Worker {
             }
         }
         // After the nicks, and never in their way: a Redis that cannot trim still serves.
-        if let Err(e) = self.trim_by_age(con) {
+        if let Err(e) = self.streams.trim_by_age(con) {
             warn!("cluster: could not trim the rooms' history by age: {e}");
         }
         Ok(())

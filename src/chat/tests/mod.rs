@@ -3,6 +3,7 @@
 
 mod accounts;
 mod cluster;
+mod cluster_nodes;
 mod history;
 mod messages;
 mod properties;
