@@ -443,9 +443,8 @@ fn a_member_list_without_the_user_bounds_the_departure() {
     assert_eq!((counts.replay_owed, counts.replay_uncertain), (1, 1));
 }
 
-/// A cluster checker: user 1 (conn 10) on node 0, user 2 (conn 20) on node 1, both in ROOM;
-/// user 2 leaves (L = 12, G = 14) and user 1 says 1 at 20 (confirmed at 21).
-fn cluster_with_one_missed() -> Checker {
+/// A cluster checker: user 1 (conn 10) on node 0, user 2 (conn 20) on node 1, both in ROOM.
+fn two_on_two_nodes() -> Checker {
     let mut checker = Checker::new(Config {
         grace: 1_000,
         per_connection: true,
@@ -457,6 +456,12 @@ fn cluster_with_one_missed() -> Checker {
         checker.entering(conn, ROOM, at);
         checker.entered(conn, ROOM, at + 2);
     }
+    checker
+}
+
+/// The same; user 2 leaves (L = 12, G = 14) and user 1 says 1 at 20 (confirmed at 21).
+fn cluster_with_one_missed() -> Checker {
+    let mut checker = two_on_two_nodes();
     user_2_leaves(&mut checker, true);
     say(&mut checker, 1, 20);
     checker
@@ -489,17 +494,7 @@ fn in_a_cluster_another_nodes_message_past_the_grace_is_owed() {
 
 #[test]
 fn in_a_cluster_a_message_got_live_before_leaving_and_replayed_is_a_duplicate() {
-    let mut checker = Checker::new(Config {
-        grace: 1_000,
-        per_connection: true,
-        replay: true,
-    });
-    checker.open(10, 1, 0);
-    checker.open(20, 2, 1);
-    for (conn, at) in [(10, 1), (20, 2)] {
-        checker.entering(conn, ROOM, at);
-        checker.entered(conn, ROOM, at + 2);
-    }
+    let mut checker = two_on_two_nodes();
     say(&mut checker, 1, 8);
     receive(&mut checker, 20, 1, 10);
     user_2_leaves(&mut checker, true);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use log::{info, warn};
 
-use super::worker::Entry;
+use super::job::Entry;
 use super::{history_key, scan_keys, HISTORY_PREFIX};
 use crate::chat::{HistoryLimits, Origin, RoomMessage, RoomSnapshot, Snapshot, StoredMessage};
 use crate::protocol::name_key;

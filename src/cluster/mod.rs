@@ -21,6 +21,7 @@
 mod accounts;
 mod flow;
 mod history;
+mod job;
 mod kept;
 mod keys;
 mod news;
@@ -46,6 +47,7 @@ use crate::server::AccountWriter;
 
 use accounts::StoredAccount;
 use flow::Flow;
+use job::Job;
 use kept::StoredPrivate;
 use keys::{
     history_key, nick_key, privates_key, scan_keys, session_key, HISTORY_PREFIX, PRIVATES_PREFIX,
@@ -56,7 +58,7 @@ use notifier::{Levels, Notifier};
 use outgoing::Outgoing;
 use subscriber::Subscriber;
 use wire::{Envelope, StoredSession, Wire};
-use worker::{Job, Worker};
+use worker::Worker;
 
 /// The pub/sub channel every node publishes to and listens on.
 pub const EVENTS_CHANNEL: &str = "chat:events";

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use log::warn;
 
+use super::job::Job;
 use super::notifier::Levels;
-use super::worker::Job;
 
 /// Jobs held back at most before publications and session writes are dropped.
 pub const MAX_HELD: usize = 100_000;

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use log::{debug, info, warn};
 
+use super::job::Job;
 use super::notifier::Notifier;
 use super::wire::{Envelope, Wire};
-use super::worker::Job;
 use super::{connect, next_backoff, Incoming, RemoteMessage, BACKOFF_MIN, EVENTS_CHANNEL};
 
 /// The thread that listens on the events channel.

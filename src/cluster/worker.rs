@@ -8,6 +8,7 @@ use log::{debug, info, warn};
 
 use super::accounts::ACCOUNTS_KEY;
 use super::history::Streams;
+use super::job::Job;
 use super::kept::StoredPrivate;
 use super::notifier::Notifier;
 use super::privates_key;
@@ -17,7 +18,7 @@ use super::{
     connect, next_backoff, nick_key, session_key, Incoming, BACKOFF_MIN, EVENTS_CHANNEL, HEARTBEAT,
     NICK_TTL,
 };
-use crate::chat::{ClaimOutcome, ClientId, Grant, HistoryLimits, NickClaim, MAILBOX_LIMIT};
+use crate::chat::{ClaimOutcome, Grant, HistoryLimits, NickClaim, MAILBOX_LIMIT};
 use crate::protocol::name_key;
 
 /// Jobs sent to Redis in one pipelined round trip at most.
@@ -28,46 +29,6 @@ const EPOCH_KEY: &str = "chat:epoch";
 /// How long claims wait after Redis lost its data: long enough for every node to reconnect
 /// (at most [`BACKOFF_MAX`] apart) and re-register its nicks.
 const AMNESIA_GRACE: Duration = Duration::from_secs(8);
-
-/// A room message for its room's history stream (`chat:history:{room}`).
-#[derive(Debug)]
-pub struct Entry {
-    /// The room's key.
-    pub room: String,
-    /// The stream entry's fields and values.
-    pub fields: [(&'static str, String); 6],
-}
-
-/// Work for the Redis worker thread.
-#[derive(Debug)]
-pub enum Job {
-    Publish(String),
-    /// A room message: appended to its room's history, then published.
-    Post {
-        payload: String,
-        entry: Box<Entry>,
-    },
-    Claim {
-        client: ClientId,
-        nick: String,
-        claim: NickClaim,
-    },
-    Release(String),
-    SaveSession {
-        nick: String,
-        value: String,
-    },
-    DropSession(String),
-    /// Keep a private message (JSON) for a user who is away.
-    KeepPrivate {
-        to: String,
-        value: String,
-    },
-    /// Forget what was kept for a user.
-    ClearPrivates(String),
-    /// Re-register every nick this node holds (after Redis came back).
-    Register(Vec<String>),
-}
 
 /// Sends a pipeline, if it holds anything, and empties it.
 fn flush(pipe: &mut redis::Pipeline, con: &mut redis::Connection) -> redis::RedisResult<()> {
